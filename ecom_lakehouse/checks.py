@@ -1,0 +1,60 @@
+"""Asset checks on the Delta tables, as SQL, one definition for every SQL engine.
+
+Each check is a query returning one row: the number of offending rows. The table names in it
+are placeholders (``{table}``, ``{ref}``) that the engine resolves: ``delta_scan(...)`` in
+DuckDB locally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ecom_lakehouse.contracts import DatasetContract
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    name: str
+    description: str
+    sql: str  # one row, one column: offending rows
+    tables: dict[str, str]  # placeholder -> dataset
+    blocking: bool  # an error severity: a failed blocking check fails the run's downstream
+
+
+def table_checks(contract: DatasetContract) -> list[TableCheck]:
+    key = contract.primary_key
+    checks = [
+        TableCheck(
+            name=f"{key}_unique_and_not_null",
+            description=f"Every row of {contract.name} has a {key}, and no two rows share one.",
+            sql=(
+                f"SELECT count(*) FILTER (WHERE {key} IS NULL)"
+                f" + count({key}) - count(DISTINCT {key}) FROM {{table}}"
+            ),
+            tables={"table": contract.name},
+            blocking=True,
+        )
+    ]
+    for fk in contract.foreign_keys:
+        checks.append(
+            TableCheck(
+                name=f"{fk.column}_references_{fk.references}",
+                description=(
+                    f"Every {contract.name}.{fk.column} is a {fk.references}.{fk.referenced_column}"
+                    " (a late file of the referenced dataset can resolve a failure)."
+                ),
+                sql=(
+                    f"SELECT count(*) FROM {{table}} c WHERE c.{fk.column} IS NOT NULL"
+                    f" AND NOT EXISTS (SELECT 1 FROM {{ref}} p"
+                    f" WHERE p.{fk.referenced_column} = c.{fk.column})"
+                ),
+                tables={"table": contract.name, "ref": fk.references},
+                blocking=False,
+            )
+        )
+    return checks
+
+
+def render(check: TableCheck, table_ref: Callable[[str], str]) -> str:
+    return check.sql.format(**{p: table_ref(ds) for p, ds in check.tables.items()})

@@ -1,0 +1,101 @@
+"""``ecom-lakehouse``: ingest what is in raw/, query the catalog, generate demo files."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from ecom_lakehouse.storage import Lake
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """The e-commerce lakehouse. The lake is LAKEHOUSE_URI (default: ./.lakehouse)."""
+
+
+@main.command()
+@click.option("-v", "--verbose", is_flag=True, help="Show Dagster's event log.")
+def ingest(verbose: bool) -> None:
+    """Process every file now in raw/ through the Dagster definitions, in this process.
+
+    Exits 1 if any run failed (a rejected file is a failed run: it needs a person).
+    """
+    from ecom_lakehouse.runner import ingest as run_ingest
+    from ecom_lakehouse.runner import instance_for_cli
+
+    lake = Lake.from_env()
+    click.echo(f"lake: {lake.uri}")
+    with instance_for_cli() as instance:
+        reports = run_ingest(instance, verbose=verbose)
+    if not reports:
+        click.echo("nothing to do: raw/ has no files to process")
+    for report in reports:
+        click.echo(report.summary())
+    failed = sum(not r.success for r in reports)
+    if reports:
+        click.echo(f"{len(reports) - failed} file(s) loaded, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("sql")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True
+)
+def query(sql: str, fmt: str) -> None:
+    """Run SQL against the catalog (tables products, orders, order_items; rejected rows as
+    rejected_<dataset>)."""
+    import duckdb
+
+    from ecom_lakehouse.duckdb_catalog import CatalogMissing, open_catalog
+
+    try:
+        con = open_catalog(Lake.from_env())
+    except CatalogMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        relation = con.sql(sql)
+        if relation is None:
+            return
+        if fmt == "csv":
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(relation.columns)
+            while rows := relation.fetchmany(10_000):
+                writer.writerows(rows)
+        else:
+            relation.show(max_rows=200, max_width=200)
+    except duckdb.Error as exc:
+        raise click.ClickException(str(exc).strip()) from None
+    finally:
+        con.close()
+
+
+@main.command()
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--orders", type=click.IntRange(min=1), required=True, help="Number of orders.")
+@click.option("--products", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=15, show_default=True)
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2025-04-01", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def generate(out_dir: Path, *, orders: int, products: int, days: int, start, seed: int) -> None:
+    """Write synthetic files in the seed formats into OUT_DIR, laid out like raw/."""
+    from ecom_lakehouse.generate import generate as make_files
+
+    files = make_files(
+        out_dir,
+        orders=orders,
+        products=products,
+        days=days,
+        start=date.fromisoformat(start.date().isoformat()),
+        seed=seed,
+    )
+    for name, path in (
+        ("products", files.products),
+        ("orders", files.orders),
+        ("order_items", files.order_items),
+    ):
+        click.echo(f"{path}: {files.rows[name]} rows")

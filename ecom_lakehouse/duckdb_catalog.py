@@ -1,0 +1,140 @@
+"""The local catalog: a DuckDB file of views over the Delta tables (and the rejected rows).
+
+DuckDB reads Delta with its ``delta`` extension, loaded offline from the
+``duckdb-extension-delta`` wheel. The catalog file is rebuilt whole and swapped in atomically,
+so a reader never sees it half-written and never waits for a writer's lock.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import duckdb
+from duckdb_extensions import import_extension
+
+from ecom_lakehouse import layout
+from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
+from ecom_lakehouse.storage import Lake
+
+CATALOG_FILE = "lakehouse.duckdb"
+
+
+def connect(lake: Lake, database: str = ":memory:", *, read_only: bool = False):
+    """A DuckDB connection that can read the lake's Delta tables and Parquet files."""
+    con = duckdb.connect(database, read_only=read_only)
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET TimeZone = 'UTC'")
+    import_extension("delta", con=con)
+    con.execute("LOAD delta")
+    if lake.is_s3:
+        import_extension("httpfs", con=con)
+        con.execute("LOAD httpfs")
+        _create_s3_secret(con, lake)
+    return con
+
+
+def _create_s3_secret(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
+    options = ["TYPE S3", "PROVIDER credential_chain"]
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        options = [
+            "TYPE S3",
+            f"KEY_ID '{os.environ['AWS_ACCESS_KEY_ID']}'",
+            f"SECRET '{os.environ.get('AWS_SECRET_ACCESS_KEY', '')}'",
+        ]
+        if os.environ.get("AWS_SESSION_TOKEN"):
+            options.append(f"SESSION_TOKEN '{os.environ['AWS_SESSION_TOKEN']}'")
+    if lake.region:
+        options.append(f"REGION '{lake.region}'")
+    if lake.endpoint_url:
+        endpoint = urlparse(lake.endpoint_url)
+        options += [
+            f"ENDPOINT '{endpoint.netloc}'",
+            "URL_STYLE 'path'",
+            f"USE_SSL {'false' if endpoint.scheme == 'http' else 'true'}",
+        ]
+    con.execute(f"CREATE OR REPLACE SECRET lake ({', '.join(options)})")
+
+
+def delta_scan(lake: Lake, dataset: str) -> str:
+    return f"delta_scan('{lake.url(layout.table_path(dataset))}')"
+
+
+def catalog_path(lake: Lake) -> Path:
+    """Where the catalog file lives: inside a local lake, or ``LAKEHOUSE_DUCKDB_CATALOG``
+    (default ``./.lakehouse-catalog``) for a lake on S3, since DuckDB writes local files."""
+    configured = os.environ.get("LAKEHOUSE_DUCKDB_CATALOG")
+    if configured:
+        return Path(configured).resolve()
+    if lake.is_s3:
+        return Path(".lakehouse-catalog", CATALOG_FILE).resolve()
+    return Path(lake.uri, layout.CATALOG, CATALOG_FILE)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    location: str
+    kind: str  # "delta" or "rejected records"
+
+
+def catalog_entries(lake: Lake, contracts: Iterable[DatasetContract]) -> list[CatalogEntry]:
+    """A view per existing Delta table, and per dataset that has rejected rows."""
+    entries = []
+    for contract in contracts:
+        table = layout.table_path(contract.name)
+        if lake.head(f"{table}/_delta_log/00000000000000000000.json") is not None:
+            entries.append(CatalogEntry(contract.name, lake.url(table), "delta"))
+        rejects = f"{layout.REJECTED}records/{contract.name}/"
+        if next(iter(lake.list(rejects)), None) is not None:
+            entries.append(
+                CatalogEntry(f"rejected_{contract.name}", lake.url(rejects), "rejected records")
+            )
+    return entries
+
+
+def _view_sql(entry: CatalogEntry) -> str:
+    if entry.kind == "delta":
+        source = f"delta_scan('{entry.location}')"
+    else:
+        source = f"read_parquet('{entry.location}**/*.parquet', union_by_name = true)"
+    return f'CREATE OR REPLACE VIEW "{entry.name}" AS SELECT * FROM {source}'
+
+
+def rebuild_catalog(lake: Lake) -> list[CatalogEntry]:
+    """Write a fresh catalog file with a view for every entry, then swap it in."""
+    path = catalog_path(lake)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = catalog_entries(lake, CONTRACTS.values())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-", suffix=".duckdb")
+    os.close(fd)
+    Path(tmp).unlink()  # DuckDB wants to create the file itself
+    try:
+        con = connect(lake, tmp)
+        try:
+            for entry in entries:
+                con.execute(_view_sql(entry))
+        finally:
+            con.close()
+        Path(tmp).replace(path)
+    finally:
+        for leftover in (Path(tmp), Path(tmp + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return entries
+
+
+class CatalogMissing(Exception):
+    pass
+
+
+def open_catalog(lake: Lake) -> duckdb.DuckDBPyConnection:
+    path = catalog_path(lake)
+    if not path.exists():
+        raise CatalogMissing(
+            f"no catalog at {path} yet: load some files first (ecom-lakehouse ingest)"
+        )
+    return connect(lake, str(path), read_only=True)

@@ -1,0 +1,71 @@
+"""The bucket layout: every zone and path, in one place (the same locally and on S3).
+
+A raw file is identified by its *file key*: its path under ``raw/`` (for example
+``orders/orders_apr_2025.xlsx``). It is also the Dagster partition key of the file's assets.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RAW = "raw/"
+VALIDATED = "validated/"
+PROCESSED = "processed/"
+ARCHIVED = "archived/"
+REJECTED = "rejected/"
+CATALOG = "catalog/"
+
+FileRejection = Literal["invalid_schema", "unreadable"]
+
+
+def file_key(raw_key: str) -> str:
+    """``raw/orders/x.xlsx`` -> ``orders/x.xlsx``."""
+    if not raw_key.startswith(RAW):
+        raise ValueError(f"{raw_key!r} is not under {RAW}")
+    return raw_key.removeprefix(RAW)
+
+
+def raw_folder(file_key: str) -> str:
+    """The first path segment: the dataset's raw folder (``orders``)."""
+    return file_key.split("/", 1)[0]
+
+
+def name_in_folder(file_key: str) -> str:
+    """The file's path inside its dataset folder (``x.xlsx``; keeps sub-folders)."""
+    return file_key.split("/", 1)[1] if "/" in file_key else file_key
+
+
+def raw_key(file_key: str) -> str:
+    return RAW + file_key
+
+
+def archived_key(file_key: str) -> str:
+    return ARCHIVED + file_key
+
+
+def rejected_file_key(kind: FileRejection, file_key: str) -> str:
+    return f"{REJECTED}{kind}/{file_key}"
+
+
+def reason_key(rejected_key: str) -> str:
+    """The JSON reason written beside a rejected file."""
+    return rejected_key + ".reason.json"
+
+
+def validated_key(dataset: str, file_key: str) -> str:
+    return f"{VALIDATED}{dataset}/{name_in_folder(file_key)}.parquet"
+
+
+def rejected_records_key(dataset: str, file_key: str) -> str:
+    return f"{REJECTED}records/{dataset}/{name_in_folder(file_key)}.parquet"
+
+
+def table_path(dataset: str) -> str:
+    return f"{PROCESSED}{dataset}"
+
+
+def is_landing_file(raw_key: str) -> bool:
+    """Folder markers and hidden/temporary files (``.DS_Store``, ``~$book.xlsx``, ``_SUCCESS``)
+    are not data: they stay where they are and are never processed."""
+    name = raw_key.rsplit("/", 1)[-1]
+    return bool(name) and not name.startswith((".", "~$", "_"))

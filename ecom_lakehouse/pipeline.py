@@ -1,0 +1,194 @@
+"""The three steps a landed file goes through, as plain functions over the lake.
+
+validate -> merge -> archive. The Dagster assets are thin wrappers around these; keeping the
+steps free of Dagster lets the benchmarks and the Spark job reuse them as they are.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ecom_lakehouse import layout
+from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.delta import MergeOutcome, merge_batch
+from ecom_lakehouse.readers import UnreadableFile, detect_format, read_parts
+from ecom_lakehouse.storage import Lake, ObjectChanged, ObjectInfo
+from ecom_lakehouse.validation import InvalidSchema, ValidationResult, validate
+
+# Keys of the validated Parquet's schema metadata: what the merge needs to know of the upload.
+META_FILE_KEY = b"ecom_lakehouse.file_key"
+META_ETAG = b"ecom_lakehouse.source_etag"
+META_UPLOAD_VERSION = b"ecom_lakehouse.upload_version"
+
+
+class FileRejected(Exception):
+    """The whole file was rejected and moved under ``rejected/``."""
+
+    def __init__(self, kind: layout.FileRejection, reason: str, rejected_key: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.rejected_key = rejected_key
+
+
+class SourceMissing(Exception):
+    """The file is neither in ``raw/`` nor in ``archived/``."""
+
+
+@dataclass
+class ValidatedFile:
+    file_key: str
+    source: ObjectInfo
+    format: str
+    result: ValidationResult
+    validated_key: str
+    rejected_records_key: str | None
+    metadata: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def from_archive(self) -> bool:
+        return self.source.key.startswith(layout.ARCHIVED)
+
+
+def upload_version(info: ObjectInfo) -> int:
+    """An upload's position in time (ms): a newer upload of the same key has a larger one."""
+    return int(info.last_modified.timestamp() * 1000)
+
+
+def locate_source(lake: Lake, file_key: str) -> ObjectInfo:
+    """The file in ``raw/``, or else its archived copy (re-processing from the archive)."""
+    for key in (layout.raw_key(file_key), layout.archived_key(file_key)):
+        info = lake.head(key)
+        if info is not None:
+            return info
+    raise SourceMissing(f"{file_key} is neither in {layout.RAW} nor in {layout.ARCHIVED}")
+
+
+def reject_file(
+    lake: Lake, source: ObjectInfo, file_key: str, kind: layout.FileRejection, reason: str
+) -> FileRejected:
+    """Move the whole file under ``rejected/<kind>/`` with a JSON reason beside it. The reason
+    is written first, so a rejected file is never found without one."""
+    target = layout.rejected_file_key(kind, file_key)
+    detail = {
+        "file": file_key,
+        "source_key": source.key,
+        "etag": source.etag,
+        "rejection": kind,
+        "reason": reason,
+        "rejected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    lake.write(layout.reason_key(target), json.dumps(detail, indent=2).encode())
+    lake.move(source.key, target, expected_etag=source.etag)
+    return FileRejected(kind, reason, target)
+
+
+def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> ValidatedFile:
+    """Read and validate one landed file; write its good rows (typed Parquet) and its bad rows.
+
+    Raises FileRejected after moving a file that cannot be read or whose header is wrong.
+    """
+    source = locate_source(lake, file_key)
+    fmt = detect_format(file_key)
+    if fmt is None or fmt not in contract.formats:
+        raise reject_file(
+            lake,
+            source,
+            file_key,
+            "unreadable",
+            f"unsupported file type for {contract.name}: accepted formats are "
+            f"{', '.join(contract.formats)}",
+        )
+    data, source = lake.read(source.key)
+    try:
+        parts = read_parts(data, fmt)
+        result = validate(contract, parts, file_key)
+    except UnreadableFile as exc:
+        raise reject_file(lake, source, file_key, "unreadable", str(exc)) from None
+    except InvalidSchema as exc:
+        raise reject_file(lake, source, file_key, "invalid_schema", str(exc)) from None
+
+    validated_key = layout.validated_key(contract.name, file_key)
+    valid = result.valid.replace_schema_metadata(
+        {
+            **(result.valid.schema.metadata or {}),
+            META_FILE_KEY: file_key.encode(),
+            META_ETAG: source.etag.encode(),
+            META_UPLOAD_VERSION: str(upload_version(source)).encode(),
+        }
+    )
+    lake.write(validated_key, _parquet_bytes(valid))
+    rejects_key: str | None = layout.rejected_records_key(contract.name, file_key)
+    if result.rejected.num_rows:
+        lake.write(rejects_key, _parquet_bytes(result.rejected))
+    else:
+        # A re-processed file must not keep the rejects of an earlier attempt.
+        if lake.head(rejects_key) is not None:
+            lake.delete(rejects_key)
+        rejects_key = None
+    return ValidatedFile(file_key, source, fmt, result, validated_key, rejects_key)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    outcome: MergeOutcome
+    etag: str
+    rows: int
+
+
+def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFile:
+    """MERGE the file's validated rows into its Delta table, exactly once per upload."""
+    data, _ = lake.read(layout.validated_key(contract.name, file_key))
+    batch = pq.read_table(io.BytesIO(data))
+    meta = batch.schema.metadata or {}
+    if meta.get(META_FILE_KEY, b"").decode() != file_key:
+        raise ValueError(f"validated rows of {file_key} are missing or belong to another file")
+    outcome = merge_batch(
+        contract,
+        lake.url(layout.table_path(contract.name)),
+        lake.storage_options(),
+        batch,
+        file_key=file_key,
+        upload_version=int(meta[META_UPLOAD_VERSION]),
+    )
+    return LoadedFile(outcome, meta[META_ETAG].decode(), batch.num_rows)
+
+
+@dataclass(frozen=True)
+class ArchiveOutcome:
+    archived_key: str
+    moved: bool  # False when an earlier attempt had already moved it
+    note: str = ""
+
+
+def archive_file(lake: Lake, file_key: str, etag: str) -> ArchiveOutcome:
+    """Move the raw file to ``archived/`` (call only after its rows are committed).
+
+    A raw file whose ETag changed since it was validated is a newer upload: it stays in
+    ``raw/`` for its own run.
+    """
+    raw, archived = layout.raw_key(file_key), layout.archived_key(file_key)
+    current = lake.head(raw)
+    if current is None:
+        if lake.head(archived) is None:
+            raise SourceMissing(f"{file_key} is neither in {layout.RAW} nor in {layout.ARCHIVED}")
+        return ArchiveOutcome(archived, moved=False, note="already archived")
+    try:
+        lake.move(raw, archived, expected_etag=etag)
+    except ObjectChanged:
+        return ArchiveOutcome(
+            archived, moved=False, note="a newer upload replaced the file; left in raw/"
+        )
+    return ArchiveOutcome(archived, moved=True)

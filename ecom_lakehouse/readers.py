@@ -1,0 +1,179 @@
+"""Readers: raw bytes of a landed file -> Arrow tables of text, one per sheet.
+
+Every value is read as text, exactly as it stands in the file; typing is validation's job, so
+all formats are typed by the same rules. Each part keeps where its rows came from (sheet and
+row number as a person would find them: row 1 is the header).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import fastexcel
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+# File suffix -> format name used in contracts.
+FORMATS: dict[str, str] = {
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+}
+
+
+class UnreadableFile(Exception):
+    """The bytes cannot be read as the format they claim (corrupt, empty, wrong format)."""
+
+
+@dataclass
+class RawPart:
+    """One sheet (or the whole file for flat formats): text columns named as in the header."""
+
+    sheet: str | None
+    header: list[str]
+    table: pa.Table  # columns c0..cN (positional, all strings) + _source_row
+    malformed: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
+
+
+def detect_format(key: str) -> str | None:
+    return FORMATS.get(PurePosixPath(key).suffix.lower())
+
+
+def read_parts(data: bytes, fmt: str) -> list[RawPart]:
+    if not data.strip():
+        raise UnreadableFile("the file is empty")
+    try:
+        return READERS[fmt](data)
+    except UnreadableFile:
+        raise
+    except (fastexcel.FastExcelError, pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableFile(f"not a readable {fmt} file: {first_line}") from exc
+
+
+def _positional(table: pa.Table, first_row: int) -> pa.Table:
+    """Rename columns to c0..cN and add the row number each row had in the file."""
+    table = table.rename_columns([f"c{i}" for i in range(table.num_columns)])
+    rows = pa.array(range(first_row, first_row + table.num_rows), pa.int64())
+    return table.append_column("_source_row", rows)
+
+
+def _read_csv(data: bytes) -> list[RawPart]:
+    text_head = data[:65536].decode("utf-8-sig", errors="strict").splitlines()
+    header = next(csv.reader(text_head[:1]), [])
+    if not header:
+        raise UnreadableFile("the file has no header line")
+    names = [f"c{i}" for i in range(len(header))]
+    malformed: list[tuple[int, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        # number is the 1-based line in the file (header included) when pyarrow knows it
+        malformed.append(
+            (
+                row.number if row.number is not None else -1,
+                f"malformed row: expected {row.expected_columns} fields, "
+                f"got {row.actual_columns}: {row.text[:200]}",
+            )
+        )
+        return "skip"
+
+    def parse(use_threads: bool) -> pa.Table:
+        malformed.clear()
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(
+                column_names=names,
+                skip_rows=1,
+                encoding="utf8",
+                block_size=1 << 24,
+                use_threads=use_threads,
+            ),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+    table = parse(use_threads=True)
+    if malformed:  # line numbers of bad rows are only known to a single-threaded parse
+        table = parse(use_threads=False)
+    header[0] = header[0].removeprefix("\ufeff")
+    part = RawPart(sheet=None, header=header, table=table, malformed=malformed)
+    if not malformed:
+        part.table = _positional(table, first_row=2)
+    else:
+        # Skipped rows leave holes in the numbering; number the good rows around them.
+        bad = {line for line, _ in malformed}
+        numbers, line = [], 2
+        for _ in range(table.num_rows):
+            while line in bad:
+                line += 1
+            numbers.append(line)
+            line += 1
+        part.table = table.append_column("_source_row", pa.array(numbers, pa.int64()))
+    return [part]
+
+
+def _read_xlsx(data: bytes) -> list[RawPart]:
+    reader = fastexcel.read_excel(data)
+    parts = []
+    for name in reader.sheet_names:
+        sheet = reader.load_sheet(name, dtypes="string", header_row=0)
+        table = sheet.to_arrow()
+        if table.num_columns == 0:
+            continue  # a blank sheet carries no header and no rows
+        header = [str(n) for n in table.column_names]
+        parts.append(RawPart(sheet=name, header=header, table=_positional(table, first_row=2)))
+    if not parts:
+        raise UnreadableFile("the workbook has no sheet with data")
+    return parts
+
+
+def _as_text(table: pa.Table) -> pa.Table:
+    """Every column to text: scalars by Arrow's cast, nested values as JSON."""
+    columns = []
+    for column in table.columns:
+        if pa.types.is_nested(column.type):
+            values = [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
+            columns.append(pa.array(values, pa.string()))
+        else:
+            columns.append(column.cast(pa.string()))
+    return pa.table(columns, names=table.column_names)
+
+
+def _read_jsonl(data: bytes) -> list[RawPart]:
+    if data.lstrip()[:1] == b"[":  # a JSON array of records rather than JSON lines
+        records = json.loads(data)
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise UnreadableFile("a JSON file must hold records (objects), one per line or a list")
+        table = pa.Table.from_pylist(records)
+    else:
+        table = pajson.read_json(io.BytesIO(data))
+    table = _as_text(table)
+    return [RawPart(None, list(table.column_names), _positional(table, first_row=1))]
+
+
+def _read_parquet(data: bytes) -> list[RawPart]:
+    table = _as_text(pq.read_table(io.BytesIO(data)))
+    return [RawPart(None, list(table.column_names), _positional(table, first_row=1))]
+
+
+READERS: dict[str, Callable[[bytes], list[RawPart]]] = {
+    "csv": _read_csv,
+    "xlsx": _read_xlsx,
+    "jsonl": _read_jsonl,
+    "parquet": _read_parquet,
+}

@@ -1,0 +1,143 @@
+"""The raw-zone sensor: one dynamic partition and one run per newly landed file.
+
+The cursor is a last-modified high-water mark plus the keys seen inside a short look-back
+window (never the whole key list). The window catches objects whose last-modified time is
+older than the time they became visible (S3 stamps a multipart upload with its start) and
+objects written while the previous tick was listing. ``run_key`` = key + ETag, so the same
+upload never runs twice and a re-upload with new content does.
+"""
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from ecom_lakehouse import layout
+from ecom_lakehouse.contracts import CONTRACTS, contract_for_raw_folder, load_rank
+from ecom_lakehouse.resources import LakeResource
+from ecom_lakehouse.storage import ObjectInfo
+
+SENSOR_NAME = "raw_files_sensor"
+LOOKBACK = timedelta(seconds=int(os.environ.get("LAKEHOUSE_SENSOR_LOOKBACK_SECONDS", "900")))
+INTERVAL_SECONDS = int(os.environ.get("LAKEHOUSE_SENSOR_INTERVAL_SECONDS", "5"))
+
+
+def ingest_job_name(dataset: str) -> str:
+    return f"{dataset}_ingest"
+
+
+def run_key(info: ObjectInfo) -> str:
+    return f"{info.key}@{info.etag}"
+
+
+@dataclass
+class RawCursor:
+    high_water: datetime | None = None
+    recent: dict[str, str] = field(default_factory=dict)  # key -> ETag, inside the window
+
+    @classmethod
+    def parse(cls, text: str | None) -> "RawCursor":
+        if not text:
+            return cls()
+        data = json.loads(text)
+        return cls(datetime.fromisoformat(data["high_water"]), data.get("recent", {}))
+
+    def dump(self) -> str:
+        hw = self.high_water.isoformat() if self.high_water else None
+        return json.dumps({"high_water": hw, "recent": self.recent}, sort_keys=True)
+
+
+@dataclass
+class Tick:
+    new_files: list[ObjectInfo]
+    unroutable: list[str]
+    cursor: RawCursor
+
+
+def scan(objects: Iterable[ObjectInfo], cursor: RawCursor) -> Tick:
+    """Pick the uploads not seen before out of a listing of ``raw/``."""
+    since = cursor.high_water - LOOKBACK if cursor.high_water else None
+    new, unroutable, recent = [], [], {}
+    high_water = cursor.high_water
+    for info in objects:
+        if since is not None and info.last_modified < since:
+            continue
+        if not layout.is_landing_file(info.key):
+            continue
+        if high_water is None or info.last_modified > high_water:
+            high_water = info.last_modified
+        recent[info.key] = (info.etag, info.last_modified)
+        if cursor.recent.get(info.key) == info.etag:
+            continue
+        if contract_for_raw_folder(layout.raw_folder(layout.file_key(info.key))) is None:
+            unroutable.append(info.key)
+            continue
+        new.append(info)
+    window_start = high_water - LOOKBACK if high_water else None
+    kept = {k: e for k, (e, lm) in recent.items() if window_start is None or lm >= window_start}
+    new.sort(key=lambda i: (load_rank(dataset_of(i)), i.last_modified, i.key))
+    return Tick(new, unroutable, RawCursor(high_water, kept))
+
+
+def dataset_of(info: ObjectInfo) -> str:
+    contract = contract_for_raw_folder(layout.raw_folder(layout.file_key(info.key)))
+    assert contract is not None
+    return contract.name
+
+
+def sensor_result(
+    tick: Tick, partitions: dict[str, dg.DynamicPartitionsDefinition]
+) -> dg.SensorResult:
+    by_dataset: dict[str, list[str]] = {}
+    requests = []
+    for info in tick.new_files:
+        dataset = dataset_of(info)
+        fk = layout.file_key(info.key)
+        by_dataset.setdefault(dataset, []).append(fk)
+        requests.append(
+            dg.RunRequest(
+                job_name=ingest_job_name(dataset),
+                partition_key=fk,
+                run_key=run_key(info),
+                tags={"ecom_lakehouse/file": fk, "ecom_lakehouse/etag": info.etag},
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[
+            partitions[ds].build_add_request(sorted(set(keys))) for ds, keys in by_dataset.items()
+        ],
+        cursor=tick.cursor.dump(),
+    )
+
+
+def build_raw_sensor(
+    jobs: Sequence[UnresolvedAssetJobDefinition],
+    partitions: dict[str, dg.DynamicPartitionsDefinition],
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=SENSOR_NAME,
+        jobs=list(jobs),
+        minimum_interval_seconds=INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Lists {layout.RAW} and starts one ingest run per new upload of a file in a "
+            f"dataset's folder ({', '.join(c.raw_folder for c in CONTRACTS.values())})."
+        ),
+    )
+    def raw_files_sensor(
+        context: dg.SensorEvaluationContext, lake: LakeResource
+    ) -> dg.SensorResult:
+        tick = scan(lake.lake().list(layout.RAW), RawCursor.parse(context.cursor))
+        folders = ", ".join(c.raw_folder for c in CONTRACTS.values())
+        for key in tick.unroutable:
+            context.log.warning(
+                f"{key} is not in a dataset folder ({folders}); it is left in raw/ untouched"
+            )
+        return sensor_result(tick, partitions)
+
+    return raw_files_sensor

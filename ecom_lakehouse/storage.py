@@ -1,0 +1,150 @@
+"""One storage layer for the lake, on a local folder or on S3.
+
+Everything that touches the bucket goes through :class:`Lake`, built on obstore (the Rust
+``object_store`` crate, the same one delta-rs uses), so a local folder and an S3 bucket behave
+the same: listing with last-modified and ETag, reads, writes, conditional copies, deletes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlparse
+
+import obstore
+from obstore.store import LocalStore, S3Store
+
+DEFAULT_LAKE = ".lakehouse"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    last_modified: datetime
+    etag: str
+    size: int
+
+
+class ObjectChanged(Exception):
+    """The object is not the version we validated: someone re-uploaded it meanwhile."""
+
+
+@dataclass(frozen=True)
+class Lake:
+    """A bucket (``s3://bucket[/prefix]``) or a local folder, addressed by keys like ``raw/x``."""
+
+    uri: str
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Lake:
+        return cls(
+            uri=normalize_uri(environ.get("LAKEHOUSE_URI") or DEFAULT_LAKE),
+            endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
+        )
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    @cached_property
+    def store(self) -> LocalStore | S3Store:
+        if not self.is_s3:
+            return LocalStore(self.uri, mkdir=True)
+        parsed = urlparse(self.uri)
+        config: dict[str, str] = {}
+        if self.region:
+            config["region"] = self.region
+        if self.endpoint_url:
+            config["endpoint"] = self.endpoint_url
+        client_options = {"allow_http": True} if self.endpoint_url_is_http else None
+        return S3Store(
+            parsed.netloc,
+            prefix=parsed.path.strip("/") or None,
+            config=config,  # type: ignore[arg-type]
+            client_options=client_options,  # type: ignore[arg-type]
+        )
+
+    @property
+    def endpoint_url_is_http(self) -> bool:
+        return bool(self.endpoint_url and self.endpoint_url.startswith("http://"))
+
+    def url(self, key: str) -> str:
+        """The full URI of a key, as delta-rs and DuckDB address it."""
+        return f"{self.uri.rstrip('/')}/{key}"
+
+    def storage_options(self) -> dict[str, str]:
+        """delta-rs storage options: the same endpoint and region as every other client."""
+        if not self.is_s3:
+            return {}
+        options: dict[str, str] = {}
+        if self.region:
+            options["AWS_REGION"] = self.region
+        if self.endpoint_url:
+            options["AWS_ENDPOINT_URL"] = self.endpoint_url
+        if self.endpoint_url_is_http:
+            options["AWS_ALLOW_HTTP"] = "true"
+        return options
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` (paginated by the store; streamed, never all in memory)."""
+        for batch in obstore.list(self.store, prefix=prefix, chunk_size=1000):
+            for meta in batch:
+                yield _info(meta)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            return _info(obstore.head(self.store, key))
+        except FileNotFoundError:
+            return None
+
+    def read(self, key: str) -> tuple[bytes, ObjectInfo]:
+        result = obstore.get(self.store, key)
+        return bytes(result.bytes()), _info(result.meta)
+
+    def write(self, key: str, data: bytes) -> None:
+        obstore.put(self.store, key, data)
+
+    def delete(self, key: str) -> None:
+        obstore.delete(self.store, key)
+
+    def move(self, source: str, target: str, *, expected_etag: str | None = None) -> None:
+        """Copy, verify, then delete the source: the object exists in at least one place at
+        every instant. With ``expected_etag`` the move refuses to touch a source that changed
+        (a newer upload of the same key is left for its own run)."""
+        before = self.head(source)
+        if before is None:
+            raise FileNotFoundError(source)
+        if expected_etag is not None and before.etag != expected_etag:
+            raise ObjectChanged(f"{source} changed since it was read (ETag {before.etag})")
+        obstore.copy(self.store, source, target, overwrite=True)
+        after = self.head(target)
+        if after is None or after.size != before.size:
+            raise OSError(f"copy of {source} to {target} did not verify; source kept")
+        obstore.delete(self.store, source)
+
+
+def normalize_uri(uri: str) -> str:
+    """``s3://bucket/prefix`` stays; a path or ``file://`` URI becomes an absolute path."""
+    if uri.startswith("s3://"):
+        return uri.rstrip("/")
+    if uri.startswith("file://"):
+        uri = urlparse(uri).path
+    return str(Path(uri).expanduser().resolve())
+
+
+def _info(meta: Mapping) -> ObjectInfo:
+    return ObjectInfo(
+        key=meta["path"],
+        last_modified=meta["last_modified"],
+        etag=(meta.get("e_tag") or "").strip('"'),
+        size=meta["size"],
+    )
