@@ -19,7 +19,7 @@ class TableCheck:
     description: str
     sql: str  # one row, one column: offending rows
     tables: dict[str, str]  # placeholder -> dataset
-    blocking: bool  # an error severity: a failed blocking check fails the run's downstream
+    error: bool  # severity ERROR when it fails (else WARN)
 
 
 def table_checks(contract: DatasetContract) -> list[TableCheck]:
@@ -33,7 +33,7 @@ def table_checks(contract: DatasetContract) -> list[TableCheck]:
                 f" + count({key}) - count(DISTINCT {key}) FROM {{table}}"
             ),
             tables={"table": contract.name},
-            blocking=True,
+            error=True,
         )
     ]
     for fk in contract.foreign_keys:
@@ -50,7 +50,7 @@ def table_checks(contract: DatasetContract) -> list[TableCheck]:
                     f" WHERE p.{fk.referenced_column} = c.{fk.column})"
                 ),
                 tables={"table": contract.name, "ref": fk.references},
-                blocking=False,
+                error=False,
             )
         )
     return checks

@@ -24,13 +24,14 @@ def ingest(verbose: bool) -> None:
 
     Exits 1 if any run failed (a rejected file is a failed run: it needs a person).
     """
+    from ecom_lakehouse.definitions import build_defs
     from ecom_lakehouse.runner import ingest as run_ingest
     from ecom_lakehouse.runner import instance_for_cli
 
     lake = Lake.from_env()
     click.echo(f"lake: {lake.uri}")
     with instance_for_cli() as instance:
-        reports = run_ingest(instance, verbose=verbose)
+        reports = run_ingest(instance, build_defs(), verbose=verbose)
     if not reports:
         click.echo("nothing to do: raw/ has no files to process")
     for report in reports:

@@ -1,5 +1,8 @@
 """The Dagster definitions: every dataset's assets from its contract, the sensors, resources."""
 
+import os
+from collections.abc import Mapping
+
 import dagster as dg
 
 from ecom_lakehouse.assets import build_dataset_assets
@@ -30,9 +33,15 @@ raw_files_sensor = build_raw_sensor(
     {name: d.partitions for name, d in DATASETS.items()},
 )
 
-defs = dg.Definitions(
-    assets=[asset for d in DATASETS.values() for asset in d.assets],
-    jobs=[*(d.ingest_job for d in DATASETS.values()), catalog_job],
-    sensors=[raw_files_sensor, catalog_automation],
-    resources=build_resources(),
-)
+
+def build_defs(environ: Mapping[str, str] = os.environ) -> dg.Definitions:
+    """The definitions with resources for the environment ``environ`` describes."""
+    return dg.Definitions(
+        assets=[asset for d in DATASETS.values() for asset in d.assets],
+        jobs=[*(d.ingest_job for d in DATASETS.values()), catalog_job],
+        sensors=[raw_files_sensor, catalog_automation],
+        resources=build_resources(environ),
+    )
+
+
+defs = build_defs()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from ecom_lakehouse.definitions import DATASETS, catalog_job, defs
+from ecom_lakehouse.definitions import DATASETS, catalog_job
 from ecom_lakehouse.sensors import SENSOR_NAME
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -18,6 +18,7 @@ class FileReport:
     dataset: str
     success: bool
     metadata: dict[str, dict[str, object]] = field(default_factory=dict)  # asset -> metadata
+    checks: dict[str, bool] = field(default_factory=dict)  # check name -> passed
     error: str = ""
 
     def summary(self) -> str:
@@ -35,9 +36,11 @@ class FileReport:
             )
         rejected = v.get("rows_rejected", 0)
         where = f" -> {v.get('rejected_records_path')}" if rejected else ""
+        failed_checks = [name for name, passed in self.checks.items() if not passed]
+        checks = f"; FAILED CHECKS: {', '.join(failed_checks)}" if failed_checks else ""
         return (
             f"OK       {self.file_key}: {v.get('rows_read', 0)} rows read; {loaded}; "
-            f"{rejected} rejected{where}; archived to {a.get('archived_to', '?')}"
+            f"{rejected} rejected{where}; archived to {a.get('archived_to', '?')}{checks}"
         )
 
 
@@ -57,6 +60,9 @@ def _report(dataset: str, file_key: str, result: dg.ExecuteInProcessResult) -> F
             report.metadata[mat.asset_key.to_user_string()] = {
                 k: v.value for k, v in mat.metadata.items()
             }
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.asset_check_evaluation_data
+            report.checks[evaluation.check_name] = evaluation.passed
         elif event.is_step_failure and not report.error:
             failure = event.step_failure_data
             if failure.user_failure_data and failure.user_failure_data.description:
@@ -66,7 +72,9 @@ def _report(dataset: str, file_key: str, result: dg.ExecuteInProcessResult) -> F
     return report
 
 
-def ingest(instance: dg.DagsterInstance, *, verbose: bool = False) -> list[FileReport]:
+def ingest(
+    instance: dg.DagsterInstance, defs: dg.Definitions, *, verbose: bool = False
+) -> list[FileReport]:
     run_config = {} if verbose else QUIET
     sensor = defs.get_repository_def().get_sensor_def(SENSOR_NAME)
     # No cursor: everything in raw/ now is processed, including files whose earlier run failed.

@@ -1,0 +1,41 @@
+# The two commands of the README:
+#   make run   installs into .venv, seeds demo files into the lake's raw/, starts `dagster dev`
+#   make test  installs into .venv (with test tools), checks lint and format, runs the tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+export LAKEHOUSE_URI ?= $(CURDIR)/.lakehouse
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+DEMO_ORDERS ?= 2000
+PORT ?= 3000
+
+.PHONY: run test install seed lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+seed: install
+	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --orders $(DEMO_ORDERS) --seed 7
+
+run: seed
+	mkdir -p "$(DAGSTER_HOME)" && cp deploy/local/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (lake: $(LAKEHOUSE_URI))"
+	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
+
+clean:
+	rm -rf .lakehouse .dagster_home .pytest_cache

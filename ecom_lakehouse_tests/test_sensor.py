@@ -1,0 +1,88 @@
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from ecom_lakehouse.sensors import LOOKBACK, SENSOR_NAME, RawCursor, run_key, scan
+from ecom_lakehouse.storage import ObjectInfo
+from ecom_lakehouse_tests.conftest import land
+from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def obj(key: str, seconds: float = 0, etag: str = "e1") -> ObjectInfo:
+    return ObjectInfo(key, T0 + timedelta(seconds=seconds), etag, 10)
+
+
+def keys(tick) -> list[str]:
+    return [i.key for i in tick.new_files]
+
+
+def test_new_files_are_picked_in_load_order_and_seen_ones_are_not():
+    listing = [
+        obj("raw/order-items/i.xlsx", 1),
+        obj("raw/orders/o.xlsx", 3),
+        obj("raw/products/p.csv", 5),
+    ]
+    tick = scan(listing, RawCursor())
+    assert keys(tick) == ["raw/products/p.csv", "raw/orders/o.xlsx", "raw/order-items/i.xlsx"]
+    assert tick.cursor.high_water == T0 + timedelta(seconds=5)
+    again = scan(listing, RawCursor.parse(tick.cursor.dump()))
+    assert keys(again) == []
+
+
+def test_a_reupload_with_new_content_is_picked_again():
+    first = scan([obj("raw/orders/o.xlsx", 1, "e1")], RawCursor())
+    second = scan([obj("raw/orders/o.xlsx", 2, "e2")], first.cursor)
+    assert keys(second) == ["raw/orders/o.xlsx"]
+    assert run_key(second.new_files[0]) == "raw/orders/o.xlsx@e2"
+
+
+def test_an_object_that_appears_late_with_an_older_timestamp_is_still_seen():
+    first = scan([obj("raw/orders/a.csv", 100)], RawCursor())
+    # a multipart upload started before the last tick, visible only now
+    late = scan([obj("raw/orders/a.csv", 100), obj("raw/orders/slow.csv", 40)], first.cursor)
+    assert keys(late) == ["raw/orders/slow.csv"]
+
+
+def test_the_cursor_forgets_keys_outside_the_lookback_window():
+    old = obj("raw/orders/old.csv", 0)
+    new = obj("raw/orders/new.csv", LOOKBACK.total_seconds() + 60)
+    tick = scan([old, new], RawCursor())
+    assert set(tick.cursor.recent) == {"raw/orders/new.csv"}
+    # the old file is below the window: listed again, it is not re-requested
+    assert keys(scan([old, new], tick.cursor)) == []
+
+
+def test_hidden_temporary_and_unknown_files_are_never_requested():
+    listing = [
+        obj("raw/orders/.DS_Store"),
+        obj("raw/orders/~$book.xlsx"),
+        obj("raw/orders/_SUCCESS"),
+        obj("raw/elsewhere/x.csv"),
+        obj("raw/loose.csv"),
+    ]
+    tick = scan(listing, RawCursor())
+    assert keys(tick) == []
+    assert tick.unroutable == ["raw/elsewhere/x.csv", "raw/loose.csv"]
+    assert keys(scan(listing, tick.cursor)) == []
+
+
+def test_the_sensor_adds_a_partition_and_requests_a_run_per_file(lake_dir, defs, instance):
+    land(lake_dir, "orders", csv_bytes([ORDERS_HEADER, order(1)]), "o.csv")
+    land(lake_dir, "products", b"product_id,department_id,department,product_name\n", "p.csv")
+    sensor = defs.get_repository_def().get_sensor_def(SENSOR_NAME)
+    context = dg.build_sensor_context(instance=instance, resources=defs.resources)
+    result = sensor(context)
+    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
+        ("products_ingest", "products/p.csv"),
+        ("orders_ingest", "orders/o.csv"),
+    ]
+    assert all(r.run_key.startswith(f"raw/{r.partition_key}@") for r in result.run_requests)
+    assert {
+        (r.partitions_def_name, tuple(r.partition_keys)) for r in result.dynamic_partitions_requests
+    } == {("products_files", ("products/p.csv",)), ("orders_files", ("orders/o.csv",))}
+    second = sensor(
+        dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=result.cursor)
+    )
+    assert second.run_requests == []

@@ -1,0 +1,162 @@
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.readers import read_parts
+from ecom_lakehouse.validation import InvalidSchema, header_mapping, validate
+from ecom_lakehouse_tests.conftest import shared_file
+from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order, xlsx_bytes
+
+ORDERS = CONTRACTS["orders"]
+
+
+def run(rows, header=ORDERS_HEADER, contract=ORDERS):
+    return validate(contract, read_parts(csv_bytes([header, *rows]), "csv"), "orders/t.csv")
+
+
+def reasons(result) -> dict[int, str]:
+    return dict(
+        zip(
+            result.rejected.column("_source_row").to_pylist(),
+            result.rejected.column("_reason").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def test_header_is_matched_ignoring_case_spaces_and_order_and_extras_are_reported():
+    header = [" Total_Amount", "ORDER_ID ", "date", "order_num", "user_id", "order_timestamp", "x"]
+    positions, extra = header_mapping(ORDERS, header)
+    assert [header[p].strip().lower() for p in positions] == list(ORDERS.column_names)
+    assert extra == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (ORDERS_HEADER[:-1], r"missing columns \['date'\]"),
+        ([*ORDERS_HEADER, "Date"], r"duplicated columns \['date'\]"),
+        (["a", "b"], "missing columns"),
+    ],
+)
+def test_a_wrong_header_is_an_invalid_schema(header, message):
+    with pytest.raises(InvalidSchema, match=message):
+        header_mapping(ORDERS, header)
+
+
+def test_the_sheet_with_the_wrong_header_is_named():
+    data = xlsx_bytes({"good": [ORDERS_HEADER, order(1)], "bad": [ORDERS_HEADER[:3], [1, 2, 3]]})
+    with pytest.raises(InvalidSchema, match="sheet 'bad'"):
+        validate(ORDERS, read_parts(data, "xlsx"), "orders/t.xlsx")
+
+
+def test_good_rows_are_typed_utc_and_in_the_contract_schema():
+    result = run([order(1, "2025-04-01T23:30:00", "229.5"), order(2, amount=" 7 ")])
+    assert result.rejected.num_rows == 0
+    assert result.valid.schema == ORDERS.arrow_schema
+    first = result.valid.to_pylist()[0]
+    assert first["order_timestamp"] == datetime(2025, 4, 1, 23, 30, tzinfo=UTC)
+    assert first["date"] == date(2025, 4, 1)
+    assert first["total_amount"] == Decimal("229.50")
+
+
+def test_each_bad_row_gets_every_reason_and_keeps_its_raw_text():
+    result = run(
+        [
+            order(1, amount="-3"),  # rule
+            order(2, amount="abc"),  # type
+            order("", amount="1"),  # required key
+            order(4, "2025-04-01T10:00:00", date="2025-04-02"),  # date rule
+            order(5, "1970-01-01T00:00:00"),  # timestamp out of range (and date matches)
+            order(6, user_id="1.5"),  # an integer with a fraction is not silently rounded
+            order(7, amount="0", user_id=""),  # two reasons at once
+        ]
+    )
+    assert result.valid.num_rows == 0
+    assert reasons(result) == {
+        2: "rule total_amount_positive",
+        3: "total_amount: not a valid decimal(12,2): abc",
+        4: "order_id: required",
+        5: "rule date_matches_order_timestamp",
+        6: "rule order_timestamp_in_range",
+        7: "user_id: not a valid bigint: 1.5",
+        8: "user_id: required; rule total_amount_positive",
+    }
+    raw = result.rejected.to_pylist()[1]
+    assert raw["total_amount"] == "abc"
+    assert raw["_source_file"] == "orders/t.csv"
+    assert result.rows_read == 7
+    assert result.rejected_by_reason["rule total_amount_positive"] == 2
+
+
+def test_duplicate_keys_keep_the_latest_timestamp_then_the_last_row():
+    result = run(
+        [
+            order(1, "2025-04-01T12:00:00", 1),  # row 2: latest timestamp -> wins
+            order(1, "2025-04-01T08:00:00", 2),  # row 3
+            order(2, amount=3),  # row 4
+            order(2, amount=4),  # row 5: same timestamp, later row -> wins
+        ]
+    )
+    assert sorted((r["order_id"], r["total_amount"]) for r in result.valid.to_pylist()) == [
+        (1, Decimal("1.00")),
+        (2, Decimal("4.00")),
+    ]
+    assert reasons(result) == {
+        3: "duplicate order_id 1: superseded by row 2",
+        4: "duplicate order_id 2: superseded by row 5",
+    }
+    assert result.rows_read == result.valid.num_rows + result.rejected.num_rows
+
+
+def test_a_bad_row_never_displaces_a_good_duplicate():
+    result = run([order(1, amount=5), order(1, amount=-1)])
+    assert [r["total_amount"] for r in result.valid.to_pylist()] == [Decimal("5.00")]
+    assert reasons(result) == {3: "rule total_amount_positive"}
+
+
+def test_malformed_csv_rows_are_rejected_not_dropped():
+    result = run([order(1), order(2)[:2]])
+    assert result.valid.num_rows == 1
+    assert "malformed row" in reasons(result)[3]
+    assert result.rows_read == 2
+
+
+def test_optional_columns_may_be_empty_but_not_wrong():
+    items = CONTRACTS["order_items"]
+    header = list(items.column_names)
+    base = [1, 10, 7, "", 3, 1, 0, "2025-04-01T10:00:00", "2025-04-01"]
+    bad = [2, 10, 7, "-1", 3, 1, 2, "2025-04-01T10:00:00", "2025-04-01"]
+    result = run([base, bad], header=header, contract=items)
+    assert result.valid.column("days_since_prior_order").to_pylist() == [None]
+    assert reasons(result) == {
+        3: "rule reordered_is_flag; rule days_since_prior_order_not_negative"
+    }
+
+
+def test_every_rule_is_valid_sql_over_the_typed_columns():
+    for contract in CONTRACTS.values():
+        con = duckdb.connect()
+        con.register("t", pa.table({f.name: pa.nulls(0, f.type) for f in contract.arrow_schema}))
+        for rule in contract.rules:
+            con.execute(f"SELECT {rule.sql} FROM t").fetchall()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "relative", "rows"),
+    [
+        ("products", "lab5/products.csv", 1000),
+        ("orders", "lab5/orders_apr_2025.xlsx", 7500),
+        ("order_items", "lab5/order_items_apr_2025.xlsx", 40803),
+        ("order_items", "lab5-variants/order_items.shuffled-sheets.xlsx", 40803),
+        ("orders", "lab5-variants/orders_apr_2025.clean-zip.xlsx", 7500),
+    ],
+)
+def test_the_real_files_validate_without_a_reject(dataset, relative, rows):
+    path = shared_file(relative)
+    result = validate(CONTRACTS[dataset], read_parts(path.read_bytes(), path.suffix[1:]), relative)
+    assert (result.valid.num_rows, result.rejected.num_rows) == (rows, 0)
