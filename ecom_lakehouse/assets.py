@@ -244,7 +244,6 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
         name=f"{ds}_ingest",
         selection=dg.AssetSelection.assets(validated_key, table_key, archived_key),
         partitions_def=partitions,
-        executor_def=dg.in_process_executor,
         description=f"Validate, merge and archive one landed {ds} file.",
     )
     return DatasetAssets(

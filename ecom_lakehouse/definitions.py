@@ -16,7 +16,6 @@ CATALOG_KEYS = [d.catalog_key for d in DATASETS.values()]
 catalog_job = dg.define_asset_job(
     name="catalog_refresh",
     selection=dg.AssetSelection.assets(*CATALOG_KEYS),
-    executor_def=dg.in_process_executor,
     description="Refresh every table's catalog entry.",
 )
 
@@ -41,6 +40,8 @@ def build_defs(environ: Mapping[str, str] = os.environ) -> dg.Definitions:
         jobs=[*(d.ingest_job for d in DATASETS.values()), catalog_job],
         sensors=[raw_files_sensor, catalog_automation],
         resources=build_resources(environ),
+        # Steps are small and sequential: one process per run, not one per step.
+        executor=dg.in_process_executor,
     )
 
 

@@ -44,7 +44,8 @@ class RawCursor:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(datetime.fromisoformat(data["high_water"]), data.get("recent", {}))
+        high_water = data.get("high_water")
+        return cls(high_water and datetime.fromisoformat(high_water), data.get("recent", {}))
 
     def dump(self) -> str:
         hw = self.high_water.isoformat() if self.high_water else None

@@ -31,6 +31,12 @@ def test_new_files_are_picked_in_load_order_and_seen_ones_are_not():
     assert keys(again) == []
 
 
+def test_a_tick_over_an_empty_raw_zone_leaves_a_cursor_the_next_tick_reads():
+    empty = scan([], RawCursor())
+    tick = scan([obj("raw/orders/o.xlsx")], RawCursor.parse(empty.cursor.dump()))
+    assert keys(tick) == ["raw/orders/o.xlsx"]
+
+
 def test_a_reupload_with_new_content_is_picked_again():
     first = scan([obj("raw/orders/o.xlsx", 1, "e1")], RawCursor())
     second = scan([obj("raw/orders/o.xlsx", 2, "e2")], first.cursor)
