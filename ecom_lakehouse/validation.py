@@ -159,6 +159,7 @@ def validate(contract: DatasetContract, parts: list[RawPart], source_file: str) 
         con.execute(f"CREATE TEMP TABLE checked AS {validation_sql(contract)}")
         valid = con.execute(
             f"SELECT {', '.join(_q(c) for c in contract.column_names)} FROM checked WHERE _keep"
+            f" ORDER BY {SHEET_INDEX}, {SOURCE_ROW}"
         ).to_arrow_table()
         key = _q(contract.primary_key)
         rejected = con.execute(
