@@ -129,7 +129,10 @@ class Lake:
         after = self.head(target)
         if after is None or after.size != before.size:
             raise OSError(f"copy of {source} to {target} did not verify; source kept")
-        obstore.delete(self.store, source)
+        try:
+            obstore.delete(self.store, source)
+        except FileNotFoundError:
+            pass  # a concurrent mover of the same object finished first
 
 
 def normalize_uri(uri: str) -> str:
