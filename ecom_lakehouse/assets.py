@@ -9,13 +9,13 @@ import json
 from dataclasses import dataclass
 
 import dagster as dg
-import duckdb
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ecom_lakehouse import duckdb_catalog, layout
+from ecom_lakehouse import layout
+from ecom_lakehouse.catalog import CatalogResource
 from ecom_lakehouse.checks import TableCheck, render, table_checks
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.delta import table_row_count
+from ecom_lakehouse.delta import table_exists, table_row_count
 from ecom_lakehouse.pipeline import (
     FileRejected,
     SourceMissing,
@@ -24,6 +24,7 @@ from ecom_lakehouse.pipeline import (
     validate_file,
 )
 from ecom_lakehouse.resources import LakeResource
+from ecom_lakehouse.sql_engines import SqlEngineResource, SqlError
 from ecom_lakehouse.storage import Lake
 
 CATALOG_POOL = "catalog"
@@ -60,26 +61,24 @@ class DatasetAssets:
     catalog_key: dg.AssetKey
 
 
-def _run_checks(lake: Lake, checks: list[TableCheck]) -> list[dg.AssetCheckResult]:
-    """Each check's SQL on DuckDB over the lake's Delta tables (one connection for all)."""
+def _run_checks(
+    lake: Lake, sql: SqlEngineResource, checks: list[TableCheck], expected_rows: int
+) -> list[dg.AssetCheckResult]:
     results = []
-    con = duckdb_catalog.connect(lake)
-    try:
-        for check in checks:
-            severity = dg.AssetCheckSeverity.ERROR if check.error else dg.AssetCheckSeverity.WARN
-            try:
-                sql = render(check, lambda ds: duckdb_catalog.delta_scan(lake, ds))
-                offending = con.execute(sql).fetchone()[0]
-                passed, metadata = offending == 0, {"offending_rows": offending}
-            except duckdb.Error as exc:  # a referenced table that does not exist yet
-                passed, metadata = False, {"error": str(exc).splitlines()[0]}
-            results.append(
-                dg.AssetCheckResult(
-                    check_name=check.name, passed=passed, severity=severity, metadata=metadata
-                )
+    for check in checks:
+        severity = dg.AssetCheckSeverity.ERROR if check.error else dg.AssetCheckSeverity.WARN
+        try:
+            offending = sql.scalar(
+                lake, render(check, lambda ds: sql.table_ref(lake, ds), expected_rows)
             )
-    finally:
-        con.close()
+            passed, metadata = offending == 0, {"offending_rows": offending}
+        except SqlError as exc:  # e.g. a referenced table that does not exist yet
+            passed, metadata = False, {"error": str(exc)}
+        results.append(
+            dg.AssetCheckResult(
+                check_name=check.name, passed=passed, severity=severity, metadata=metadata
+            )
+        )
     return results
 
 
@@ -170,8 +169,12 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
             for check in checks
         ],
     )
-    def table(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def table(
+        context: dg.AssetExecutionContext, lake: LakeResource, sql: SqlEngineResource
+    ) -> dg.MaterializeResult:
         the_lake = lake.lake()
+        uri = the_lake.url(layout.table_path(ds))
+        rows_before = table_row_count(uri, the_lake.storage_options()) or 0
         loaded = load_file(the_lake, contract, context.partition_key)
         o = loaded.outcome
         if o.already_committed:
@@ -179,7 +182,6 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
                 f"{context.partition_key} was already committed (table version "
                 f"{o.table_version}): nothing written"
             )
-        uri = the_lake.url(layout.table_path(ds))
         return dg.MaterializeResult(
             metadata={
                 "rows_inserted": o.inserted,
@@ -192,7 +194,7 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
                 "dagster/row_count": table_row_count(uri, the_lake.storage_options()) or 0,
                 "dagster/column_schema": column_schema(contract),
             },
-            check_results=_run_checks(the_lake, checks),
+            check_results=_run_checks(the_lake, sql, checks, rows_before + o.inserted),
         )
 
     @dg.asset(
@@ -224,20 +226,20 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
             & ~dg.AutomationCondition.in_progress()
             & ~dg.AutomationCondition.any_deps_in_progress()
         ),
-        description=f"The {ds} table's entry in the catalog analysts query (DuckDB locally).",
+        description=(
+            f"The {ds} table's entry in the catalog analysts query: a DuckDB view locally, "
+            "a native Delta table in the Glue Data Catalog (for Athena) in AWS."
+        ),
     )
-    def catalog(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def catalog(
+        context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource
+    ) -> dg.MaterializeResult:
         the_lake = lake.lake()
-        entries = duckdb_catalog.rebuild_catalog(the_lake)
-        mine = [e for e in entries if e.name in (ds, f"rejected_{ds}")]
-        if not any(e.kind == "delta" for e in mine):
-            context.log.info(f"{ds} has no Delta table yet; no catalog entry for it")
+        if not table_exists(the_lake.url(layout.table_path(ds)), the_lake.storage_options()):
+            context.log.info(f"{ds} has no Delta table yet: nothing to register")
+            return dg.MaterializeResult(metadata={"registered": False})
         return dg.MaterializeResult(
-            metadata={
-                "catalog": str(duckdb_catalog.catalog_path(the_lake)),
-                "views": ", ".join(e.name for e in mine) or "(none)",
-                "all_views": len(entries),
-            }
+            metadata={"registered": True, **catalog.register(the_lake, contract)}
         )
 
     job = dg.define_asset_job(

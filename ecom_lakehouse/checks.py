@@ -2,7 +2,8 @@
 
 Each check is a query returning one row: the number of offending rows. The table names in it
 are placeholders (``{table}``, ``{ref}``) that the engine resolves: ``delta_scan(...)`` in
-DuckDB locally.
+DuckDB locally, ``"database"."table"`` in Athena. ``{expected_rows}`` is the row count the
+load expects (rows before the merge plus rows it inserted).
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ def table_checks(contract: DatasetContract) -> list[TableCheck]:
     key = contract.primary_key
     checks = [
         TableCheck(
+            name="row_count_reconciles",
+            description=(
+                "The table's row count, read by the SQL engine, equals the rows it had before "
+                "this file's merge plus the rows the merge reported inserting."
+            ),
+            sql="SELECT abs(count(*) - {expected_rows}) FROM {table}",
+            tables={"table": contract.name},
+            error=True,
+        ),
+        TableCheck(
             name=f"{key}_unique_and_not_null",
             description=f"Every row of {contract.name} has a {key}, and no two rows share one.",
             sql=(
@@ -34,7 +45,7 @@ def table_checks(contract: DatasetContract) -> list[TableCheck]:
             ),
             tables={"table": contract.name},
             error=True,
-        )
+        ),
     ]
     for fk in contract.foreign_keys:
         checks.append(
@@ -56,5 +67,6 @@ def table_checks(contract: DatasetContract) -> list[TableCheck]:
     return checks
 
 
-def render(check: TableCheck, table_ref: Callable[[str], str]) -> str:
-    return check.sql.format(**{p: table_ref(ds) for p, ds in check.tables.items()})
+def render(check: TableCheck, table_ref: Callable[[str], str], expected_rows: int) -> str:
+    tables = {p: table_ref(ds) for p, ds in check.tables.items()}
+    return check.sql.format(expected_rows=expected_rows, **tables)

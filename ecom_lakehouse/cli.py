@@ -52,10 +52,12 @@ def query(sql: str, fmt: str) -> None:
     rejected_<dataset>)."""
     import duckdb
 
-    from ecom_lakehouse.duckdb_catalog import CatalogMissing, open_catalog
+    from ecom_lakehouse.definitions import build_defs
+    from ecom_lakehouse.duckdb_catalog import CatalogMissing
 
+    catalog = build_defs().resources["catalog"]
     try:
-        con = open_catalog(Lake.from_env())
+        con = catalog.connect_for_query(Lake.from_env())
     except CatalogMissing as exc:
         raise click.ClickException(str(exc)) from None
     try:

@@ -11,17 +11,18 @@ from functools import cached_property
 
 import pyarrow as pa
 
-# Logical type -> (DuckDB SQL type used to cast raw text, Arrow type stored in Delta).
-# Timestamps are UTC and timezone-aware so tables stay on Delta reader version 1.
-LOGICAL_TYPES: dict[str, tuple[str, pa.DataType]] = {
-    "bigint": ("BIGINT", pa.int64()),
-    "int": ("INTEGER", pa.int32()),
-    "boolean": ("BOOLEAN", pa.bool_()),
-    "double": ("DOUBLE", pa.float64()),
-    "decimal(12,2)": ("DECIMAL(12,2)", pa.decimal128(12, 2)),
-    "string": ("VARCHAR", pa.string()),
-    "date": ("DATE", pa.date32()),
-    "timestamp": ("TIMESTAMPTZ", pa.timestamp("us", tz="UTC")),
+# Logical type -> (DuckDB SQL type used to cast raw text, Arrow type stored in Delta, the
+# Glue/Hive type Athena reads). Timestamps are UTC and timezone-aware so tables stay on Delta
+# reader version 1.
+LOGICAL_TYPES: dict[str, tuple[str, pa.DataType, str]] = {
+    "bigint": ("BIGINT", pa.int64(), "bigint"),
+    "int": ("INTEGER", pa.int32(), "int"),
+    "boolean": ("BOOLEAN", pa.bool_(), "boolean"),
+    "double": ("DOUBLE", pa.float64(), "double"),
+    "decimal(12,2)": ("DECIMAL(12,2)", pa.decimal128(12, 2), "decimal(12,2)"),
+    "string": ("VARCHAR", pa.string(), "string"),
+    "date": ("DATE", pa.date32(), "date"),
+    "timestamp": ("TIMESTAMPTZ", pa.timestamp("us", tz="UTC"), "timestamp"),
 }
 
 
@@ -43,6 +44,10 @@ class Column:
     @property
     def arrow_type(self) -> pa.DataType:
         return LOGICAL_TYPES[self.type][1]
+
+    @property
+    def glue_type(self) -> str:
+        return LOGICAL_TYPES[self.type][2]
 
 
 @dataclass(frozen=True)

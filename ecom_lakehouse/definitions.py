@@ -7,6 +7,7 @@ import dagster as dg
 
 from ecom_lakehouse.assets import build_dataset_assets
 from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.notify import build_notification_sensors
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.sensors import build_raw_sensor
 
@@ -33,12 +34,15 @@ raw_files_sensor = build_raw_sensor(
 )
 
 
+notification_sensors = build_notification_sensors([d.ingest_job for d in DATASETS.values()])
+
+
 def build_defs(environ: Mapping[str, str] = os.environ) -> dg.Definitions:
     """The definitions with resources for the environment ``environ`` describes."""
     return dg.Definitions(
         assets=[asset for d in DATASETS.values() for asset in d.assets],
         jobs=[*(d.ingest_job for d in DATASETS.values()), catalog_job],
-        sensors=[raw_files_sensor, catalog_automation],
+        sensors=[raw_files_sensor, catalog_automation, *notification_sensors],
         resources=build_resources(environ),
         # Steps are small and sequential: one process per run, not one per step.
         executor=dg.in_process_executor,

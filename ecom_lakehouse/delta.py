@@ -1,9 +1,11 @@
 """The local engine: Delta Lake MERGE with delta-rs, exactly once per file.
 
 Exactly-once lives inside the data commit: each merge carries a Delta application transaction
-(``txn``) whose app id names the file and whose version is the upload's position (its
-last-modified time in milliseconds). A replay of an upload already committed is detected from
+(``txn``) whose app id names the upload (file key and ETag) and whose version is its
+last-modified time in milliseconds. A replay of an upload already committed is detected from
 the table itself, so a crash between the commit and anything after it cannot double-apply it.
+The same content uploaded again later (same ETag, later time) is applied again: the last upload
+of a key wins, even if it reverts an earlier change.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ class MergeOutcome:
         return self.inserted + self.updated + self.unchanged
 
 
-def app_id(dataset: str, file_key: str) -> str:
-    return f"ecom-lakehouse/{dataset}/{file_key}"
+def app_id(dataset: str, file_key: str, etag: str) -> str:
+    # The ETag is part of the id because S3 last-modified times have one-second resolution:
+    # two different uploads within a second must not look like one.
+    return f"ecom-lakehouse/{dataset}/{file_key}@{etag}"
 
 
 def merge_predicate(contract: DatasetContract) -> str:
@@ -74,10 +78,11 @@ def merge_batch(
     batch: pa.Table,
     *,
     file_key: str,
+    etag: str,
     upload_version: int,
 ) -> MergeOutcome:
     table = open_or_create(contract, uri, storage_options)
-    txn_app = app_id(contract.name, file_key)
+    txn_app = app_id(contract.name, file_key, etag)
     committed = table.transaction_version(txn_app)
     if committed is not None and committed >= upload_version:
         return MergeOutcome(0, 0, 0, table.version(), already_committed=True)
@@ -126,6 +131,10 @@ def _commit_txn_only(table: DeltaTable, txn_app: str, upload_version: int, file_
     )
     table.update_incremental()
     return table.version()
+
+
+def table_exists(uri: str, storage_options: dict[str, str]) -> bool:
+    return DeltaTable.is_deltatable(uri, storage_options=storage_options)
 
 
 def table_row_count(uri: str, storage_options: dict[str, str]) -> int | None:

@@ -20,6 +20,7 @@ from duckdb_extensions import import_extension
 
 from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
+from ecom_lakehouse.delta import table_exists
 from ecom_lakehouse.storage import Lake
 
 CATALOG_FILE = "lakehouse.duckdb"
@@ -100,9 +101,9 @@ def catalog_entries(lake: Lake, contracts: Iterable[DatasetContract]) -> list[Ca
     """A view per existing Delta table, and per dataset that has rejected rows."""
     entries = []
     for contract in contracts:
-        table = layout.table_path(contract.name)
-        if lake.head(f"{table}/_delta_log/00000000000000000000.json") is not None:
-            entries.append(CatalogEntry(contract.name, lake.url(table), "delta"))
+        table = lake.url(layout.table_path(contract.name))
+        if table_exists(table, lake.storage_options()):
+            entries.append(CatalogEntry(contract.name, table, "delta"))
         rejects = f"{layout.REJECTED}records/{contract.name}/"
         if next(iter(lake.list(rejects)), None) is not None:
             entries.append(

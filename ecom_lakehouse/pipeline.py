@@ -161,6 +161,7 @@ def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFil
         lake.storage_options(),
         batch,
         file_key=file_key,
+        etag=meta[META_ETAG].decode(),
         upload_version=int(meta[META_UPLOAD_VERSION]),
     )
     return LoadedFile(outcome, meta[META_ETAG].decode(), batch.num_rows)

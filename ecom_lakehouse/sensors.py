@@ -18,6 +18,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import CONTRACTS, contract_for_raw_folder, load_rank
+from ecom_lakehouse.reports import FILE_TAG
 from ecom_lakehouse.resources import LakeResource
 from ecom_lakehouse.storage import ObjectInfo
 
@@ -104,7 +105,7 @@ def sensor_result(
                 job_name=ingest_job_name(dataset),
                 partition_key=fk,
                 run_key=run_key(info),
-                tags={"ecom_lakehouse/file": fk, "ecom_lakehouse/etag": info.etag},
+                tags={FILE_TAG: fk, "ecom_lakehouse/etag": info.etag},
             )
         )
     return dg.SensorResult(

@@ -7,6 +7,7 @@ the same: listing with last-modified and ETag, reads, writes, conditional copies
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -129,10 +130,8 @@ class Lake:
         after = self.head(target)
         if after is None or after.size != before.size:
             raise OSError(f"copy of {source} to {target} did not verify; source kept")
-        try:
+        with contextlib.suppress(FileNotFoundError):  # a concurrent mover finished first
             obstore.delete(self.store, source)
-        except FileNotFoundError:
-            pass  # a concurrent mover of the same object finished first
 
 
 def normalize_uri(uri: str) -> str:

@@ -26,10 +26,18 @@ def rows_of(uri: str) -> dict[int, Decimal]:
 
 def test_merge_inserts_then_upserts_on_the_key(tmp_path):
     uri = str(tmp_path / "orders")
-    first = merge_batch(ORDERS, uri, {}, batch(order(1), order(2)), file_key="a", upload_version=1)
+    first = merge_batch(
+        ORDERS, uri, {}, batch(order(1), order(2)), file_key="a", etag="e", upload_version=1
+    )
     assert (first.inserted, first.updated, first.table_version) == (2, 0, 1)
     second = merge_batch(
-        ORDERS, uri, {}, batch(order(2, amount=99), order(3)), file_key="b", upload_version=1
+        ORDERS,
+        uri,
+        {},
+        batch(order(2, amount=99), order(3)),
+        file_key="b",
+        etag="e",
+        upload_version=1,
     )
     assert (second.inserted, second.updated, second.unchanged) == (1, 1, 0)
     assert rows_of(uri) == {1: Decimal("10.50"), 2: Decimal("99.00"), 3: Decimal("10.50")}
@@ -39,17 +47,27 @@ def test_merge_inserts_then_upserts_on_the_key(tmp_path):
 def test_an_upload_is_applied_exactly_once_from_the_txn_in_the_table(tmp_path):
     uri = str(tmp_path / "orders")
     rows = batch(order(1), order(2))
-    merge_batch(ORDERS, uri, {}, rows, file_key="orders/a.csv", upload_version=100)
+    merge_batch(ORDERS, uri, {}, rows, file_key="orders/a.csv", etag="e", upload_version=100)
     # another file changes a row; then the first upload is replayed (a crash after its commit)
-    merge_batch(ORDERS, uri, {}, batch(order(1, amount=5)), file_key="b", upload_version=1)
-    replay = merge_batch(ORDERS, uri, {}, rows, file_key="orders/a.csv", upload_version=100)
+    merge_batch(
+        ORDERS, uri, {}, batch(order(1, amount=5)), file_key="b", etag="e", upload_version=1
+    )
+    replay = merge_batch(
+        ORDERS, uri, {}, rows, file_key="orders/a.csv", etag="e", upload_version=100
+    )
     assert replay.already_committed
     assert rows_of(uri)[1] == Decimal("5.00")  # the replay did not undo the later change
     table = DeltaTable(uri)
-    assert table.transaction_version("ecom-lakehouse/orders/orders/a.csv") == 100
+    assert table.transaction_version("ecom-lakehouse/orders/orders/a.csv@e") == 100
     # a newer upload of the same key is applied
     newer = merge_batch(
-        ORDERS, uri, {}, batch(order(1, amount=7)), file_key="orders/a.csv", upload_version=200
+        ORDERS,
+        uri,
+        {},
+        batch(order(1, amount=7)),
+        file_key="orders/a.csv",
+        etag="e",
+        upload_version=200,
     )
     assert (newer.already_committed, newer.updated) == (False, 1)
 
@@ -57,12 +75,12 @@ def test_an_upload_is_applied_exactly_once_from_the_txn_in_the_table(tmp_path):
 def test_reloading_identical_rows_rewrites_nothing_but_records_the_upload(tmp_path):
     uri = str(tmp_path / "orders")
     rows = batch(order(1), order(2))
-    merge_batch(ORDERS, uri, {}, rows, file_key="a", upload_version=1)
+    merge_batch(ORDERS, uri, {}, rows, file_key="a", etag="e", upload_version=1)
     files_before = set(DeltaTable(uri).file_uris())
-    again = merge_batch(ORDERS, uri, {}, rows, file_key="a", upload_version=2)
+    again = merge_batch(ORDERS, uri, {}, rows, file_key="a", etag="e", upload_version=2)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
     assert set(DeltaTable(uri).file_uris()) == files_before
-    assert DeltaTable(uri).transaction_version("ecom-lakehouse/orders/a") == 2
+    assert DeltaTable(uri).transaction_version("ecom-lakehouse/orders/a@e") == 2
 
 
 def test_tables_are_partitioned_by_date_and_readable_by_every_engine(tmp_path):
@@ -73,6 +91,7 @@ def test_tables_are_partitioned_by_date_and_readable_by_every_engine(tmp_path):
         {},
         batch(order(1, "2025-04-01T10:00:00"), order(2, "2025-04-02T10:00:00")),
         file_key="a",
+        etag="e",
         upload_version=1,
     )
     table = DeltaTable(uri)

@@ -183,6 +183,7 @@ def test_order_items_before_their_orders_load_and_warn(lake_dir, lake, defs, ins
     (report,) = ingest(instance, defs)
     assert report.success
     assert report.checks == {
+        "row_count_reconciles": True,
         "id_unique_and_not_null": True,
         "order_id_references_orders": False,
         "product_id_references_products": False,

@@ -1,0 +1,135 @@
+"""The catalog analysts query: a DuckDB file locally, the Glue Data Catalog in AWS.
+
+Each implementation registers a dataset's Delta table and opens a DuckDB connection in which
+every registered table is a view (what ``ecom-lakehouse query`` uses).
+"""
+
+import contextlib
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from ecom_lakehouse import duckdb_catalog, layout
+from ecom_lakehouse.aws import aws_client
+from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.storage import Lake
+
+# Glue entries Athena engine v3 reads as native Delta tables; the columns mirror the Delta log
+# so Lake Formation, views and column filters also work.
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+DELTA_PARAMETERS = {
+    "table_type": "DELTA",
+    "classification": "delta",
+    "spark.sql.sources.provider": "delta",
+    "EXTERNAL": "TRUE",
+}
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The local catalog: a DuckDB file of views, rebuilt whole and swapped in atomically."""
+
+    def register(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
+        entries = duckdb_catalog.rebuild_catalog(lake)
+        mine = [e.name for e in entries if e.name in (contract.name, f"rejected_{contract.name}")]
+        return {
+            "catalog": str(duckdb_catalog.catalog_path(lake)),
+            "views": ", ".join(mine) or "(none)",
+        }
+
+    def connect_for_query(self, lake: Lake) -> duckdb.DuckDBPyConnection:
+        return duckdb_catalog.open_catalog(lake)
+
+
+class GlueCatalogResource(CatalogResource):
+    database: str
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def _glue(self) -> Any:
+        return aws_client("glue", self.endpoint_url, self.region)
+
+    def table_input(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
+        location = lake.url(layout.table_path(contract.name)) + "/"
+        columns = [
+            {"Name": c.name, "Type": c.glue_type, "Comment": c.description}
+            for c in contract.columns
+            if c.name != contract.partition_by
+        ]
+        partition_keys = [
+            {"Name": c.name, "Type": c.glue_type, "Comment": c.description}
+            for c in contract.columns
+            if c.name == contract.partition_by
+        ]
+        return {
+            "Name": contract.name,
+            "Description": contract.description,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": DELTA_PARAMETERS,
+            "PartitionKeys": partition_keys,
+            "StorageDescriptor": {
+                "Columns": columns,
+                "Location": location,
+                "InputFormat": PARQUET_INPUT,
+                "OutputFormat": PARQUET_OUTPUT,
+                "SerdeInfo": {
+                    "SerializationLibrary": PARQUET_SERDE,
+                    "Parameters": {"path": location},
+                },
+            },
+        }
+
+    def register(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
+        """Create the database if missing; create the table, or update it when its location,
+        columns or partition keys differ from the contract's."""
+        glue = self._glue()
+        with contextlib.suppress(glue.exceptions.AlreadyExistsException):
+            glue.create_database(DatabaseInput={"Name": self.database})
+        wanted = self.table_input(lake, contract)
+        try:
+            current = glue.get_table(DatabaseName=self.database, Name=contract.name)["Table"]
+        except glue.exceptions.EntityNotFoundException:
+            glue.create_table(DatabaseName=self.database, TableInput=wanted)
+            action = "created"
+        else:
+            if _same_entry(current, wanted):
+                action = "unchanged"
+            else:
+                glue.update_table(DatabaseName=self.database, TableInput=wanted)
+                action = "updated"
+        return {
+            "glue_database": self.database,
+            "glue_table": contract.name,
+            "location": wanted["StorageDescriptor"]["Location"],
+            "action": action,
+        }
+
+    def connect_for_query(self, lake: Lake) -> duckdb.DuckDBPyConnection:
+        """DuckDB with a view per Delta table registered in the Glue database."""
+        con = duckdb_catalog.connect(lake)
+        paginator = self._glue().get_paginator("get_tables")
+        for page in paginator.paginate(DatabaseName=self.database):
+            for table in page["TableList"]:
+                if table.get("Parameters", {}).get("table_type", "").upper() != "DELTA":
+                    continue
+                location = table["StorageDescriptor"]["Location"].rstrip("/")
+                con.execute(
+                    f'CREATE OR REPLACE TEMP VIEW "{table["Name"]}" AS '
+                    f"SELECT * FROM delta_scan('{location}')"
+                )
+        return con
+
+
+def _same_entry(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    def shape(entry: dict[str, Any]) -> tuple:
+        sd = entry.get("StorageDescriptor", {})
+        return (
+            sd.get("Location"),
+            [(c["Name"], c["Type"]) for c in sd.get("Columns", [])],
+            [(c["Name"], c["Type"]) for c in entry.get("PartitionKeys", [])],
+            {k: entry.get("Parameters", {}).get(k) for k in DELTA_PARAMETERS},
+        )
+
+    return shape(current) == shape(wanted)

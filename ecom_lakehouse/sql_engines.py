@@ -1,0 +1,79 @@
+"""Where the asset checks' SQL runs: DuckDB over the Delta tables locally, Athena in AWS.
+
+Both take the same SQL from ``checks.py``; only the way a table is named differs.
+"""
+
+import time
+
+import dagster as dg
+import duckdb
+
+from ecom_lakehouse import duckdb_catalog
+from ecom_lakehouse.aws import aws_client
+from ecom_lakehouse.storage import Lake
+
+
+class SqlError(Exception):
+    pass
+
+
+class SqlEngineResource(dg.ConfigurableResource):
+    """DuckDB, reading the Delta tables straight from the lake."""
+
+    def table_ref(self, lake: Lake, dataset: str) -> str:
+        return duckdb_catalog.delta_scan(lake, dataset)
+
+    def scalar(self, lake: Lake, sql: str) -> int:
+        con = duckdb_catalog.connect(lake)
+        try:
+            row = con.execute(sql).fetchone()
+        except duckdb.Error as exc:
+            raise SqlError(str(exc).splitlines()[0]) from None
+        finally:
+            con.close()
+        if row is None:
+            raise SqlError("the query returned no row")
+        return int(row[0])
+
+
+class AthenaEngineResource(SqlEngineResource):
+    """Athena (engine v3) over the Glue tables, in a workgroup with a result location."""
+
+    database: str
+    workgroup: str = "primary"
+    output_location: str | None = None  # default: <lake>/athena-query-results/
+    endpoint_url: str | None = None
+    region: str | None = None
+    poll_seconds: float = 0.5
+    timeout_seconds: float = 300
+
+    def table_ref(self, lake: Lake, dataset: str) -> str:
+        return f'"{self.database}"."{dataset}"'
+
+    def scalar(self, lake: Lake, sql: str) -> int:
+        athena = aws_client("athena", self.endpoint_url, self.region)
+        output = self.output_location or lake.url("athena-query-results/")
+        execution_id = athena.start_query_execution(
+            QueryString=sql,
+            QueryExecutionContext={"Database": self.database},
+            WorkGroup=self.workgroup,
+            ResultConfiguration={"OutputLocation": output},
+        )["QueryExecutionId"]
+        deadline = time.monotonic() + self.timeout_seconds
+        while True:
+            status = athena.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"][
+                "Status"
+            ]
+            if status["State"] == "SUCCEEDED":
+                break
+            if status["State"] in ("FAILED", "CANCELLED"):
+                raise SqlError(f"Athena {status['State']}: {status.get('StateChangeReason', '')}")
+            if time.monotonic() > deadline:
+                athena.stop_query_execution(QueryExecutionId=execution_id)
+                raise SqlError(f"Athena query {execution_id} timed out")
+            time.sleep(self.poll_seconds)
+        rows = athena.get_query_results(QueryExecutionId=execution_id)["ResultSet"]["Rows"]
+        # The first row of a SELECT's result set is its header.
+        if len(rows) < 2:
+            raise SqlError(f"Athena query {execution_id} returned no row")
+        return int(rows[1]["Data"][0]["VarCharValue"])
