@@ -1,0 +1,208 @@
+"""The AWS profile against a moto server: Glue catalog entries, Athena checks, SNS
+notifications, the sensor on a large S3 prefix, and the CLI on an s3:// lake."""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+from deltalake import DeltaTable
+
+from ecom_lakehouse import layout
+from ecom_lakehouse.checks import render, table_checks
+from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.definitions import build_defs
+from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.sensors import RawCursor, scan
+from ecom_lakehouse.sql_engines import AthenaEngineResource
+from ecom_lakehouse_tests.conftest import (
+    REGION,
+    files_under,
+    land,
+    query,
+    s3_stack,
+    shared_file,
+    sqs_messages,
+)
+from ecom_lakehouse_tests.files import PRODUCTS_HEADER, csv_bytes
+
+
+def test_lab5_on_s3_ends_as_delta_tables_glue_entries_and_archives(moto_endpoint, instance):
+    stack = s3_stack(moto_endpoint)
+    land(stack.lake, "products", shared_file("lab5/products.csv"))
+    land(stack.lake, "orders", shared_file("lab5/orders_apr_2025.xlsx"))
+    land(stack.lake, "order-items", shared_file("lab5/order_items_apr_2025.xlsx"))
+    land(stack.lake, "orders", b"order_id,amount\n1,2\n", "broken.csv")
+    reports = {r.file_key: r for r in ingest(instance, stack.defs)}
+    assert {k for k, r in reports.items() if not r.success} == {"orders/broken.csv"}
+
+    for dataset, rows in (("products", 1000), ("orders", 7500), ("order_items", 40803)):
+        uri = stack.lake.url(layout.table_path(dataset))
+        table = DeltaTable(uri, storage_options=stack.lake.storage_options())
+        assert table.to_pyarrow_dataset().count_rows() == rows
+
+    glue = stack.client("glue")
+    database = stack.env["LAKEHOUSE_GLUE_DATABASE"]
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert sorted(tables) == ["order_items", "orders", "products"]
+    for name, table in tables.items():
+        assert table["StorageDescriptor"]["Location"] == f"{stack.lake.uri}/processed/{name}/"
+        assert table["Parameters"]["table_type"] == "DELTA"
+        assert table["Parameters"]["spark.sql.sources.provider"] == "delta"
+    assert [k["Name"] for k in tables["orders"]["PartitionKeys"]] == ["date"]
+    assert tables["products"]["PartitionKeys"] == []
+    assert ("total_amount", "decimal(12,2)") in [
+        (c["Name"], c["Type"]) for c in tables["orders"]["StorageDescriptor"]["Columns"]
+    ]
+
+    assert files_under(stack.lake, "archived") == [
+        "order-items/order_items_apr_2025.xlsx",
+        "orders/orders_apr_2025.xlsx",
+        "products/products.csv",
+    ]
+    assert files_under(stack.lake, "raw") == []
+    (message,) = sqs_messages(stack)
+    assert message["Subject"] == "[ecom-lakehouse] FAILED: orders/broken.csv"
+    assert "Failed asset: orders_validated" in message["Message"]
+    assert "missing columns" in message["Message"]
+    assert "/runs/" in message["Message"]
+    # analysts' view: the Glue entries, read through DuckDB
+    assert query(stack, "SELECT count(*) FROM order_items") == [(40803,)]
+
+
+def test_the_catalog_entry_is_updated_only_when_it_differs(moto_endpoint):
+    stack = s3_stack(moto_endpoint)
+    catalog = stack.defs.resources["catalog"]
+    products = CONTRACTS["products"]
+    assert catalog.register(stack.lake, products)["action"] == "created"
+    assert catalog.register(stack.lake, products)["action"] == "unchanged"
+    glue = stack.client("glue")
+    database = stack.env["LAKEHOUSE_GLUE_DATABASE"]
+    stale = catalog.table_input(stack.lake, products)
+    stale["StorageDescriptor"]["Location"] = "s3://elsewhere/"
+    glue.update_table(DatabaseName=database, TableInput=stale)
+    assert catalog.register(stack.lake, products)["action"] == "updated"
+    table = glue.get_table(DatabaseName=database, Name="products")["Table"]
+    assert table["StorageDescriptor"]["Location"] == f"{stack.lake.uri}/processed/products/"
+
+
+def queue_athena_results(endpoint: str, values: list[int]) -> None:
+    results = [
+        {"rows": [{"Data": [{"VarCharValue": "_col0"}]}, {"Data": [{"VarCharValue": str(v)}]}]}
+        for v in values
+    ]
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/static/athena/query-results",
+        data=json.dumps({"region": REGION, "results": results}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert urllib.request.urlopen(request).status == 201
+
+
+def test_checks_run_on_athena_in_a_workgroup_with_a_result_location(moto_endpoint, instance):
+    stack = s3_stack(moto_endpoint)
+    env = {**stack.env, "LAKEHOUSE_ATHENA_WORKGROUP": "lakehouse"}
+    del env["LAKEHOUSE_SQL_ENGINE"]  # the aws profile's default: Athena
+    athena = stack.client("athena")
+    athena.create_work_group(Name="lakehouse")
+    defs = build_defs(env)
+    assert isinstance(defs.resources["sql"], AthenaEngineResource)
+    land(stack.lake, "products", csv_bytes([PRODUCTS_HEADER, [1, 2, "Books", "A"]]), "p.csv")
+    # moto accepts Athena queries without running them: it answers from a queue we fill.
+    queue_athena_results(moto_endpoint, [0, 3])
+    (report,) = ingest(instance, defs)
+    assert report.success
+    assert report.checks == {"row_count_reconciles": True, "product_id_unique_and_not_null": False}
+    ids = athena.list_query_executions(WorkGroup="lakehouse")["QueryExecutionIds"]
+    executions = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+    database = env["LAKEHOUSE_GLUE_DATABASE"]
+    assert sorted(e["Query"] for e in executions) == sorted(
+        render(check, lambda ds: f'"{database}"."{ds}"', expected_rows=1)
+        for check in table_checks(CONTRACTS["products"])
+    )
+    for execution in executions:
+        assert execution["WorkGroup"] == "lakehouse"
+        assert execution["QueryExecutionContext"]["Database"] == database
+        location = execution["ResultConfiguration"]["OutputLocation"]
+        assert (
+            location == f"{stack.lake.uri}/athena-query-results/{execution['QueryExecutionId']}.csv"
+        )
+
+
+def test_the_run_failure_sensor_publishes_to_sns(moto_endpoint, instance):
+    stack = s3_stack(moto_endpoint)
+    defs = stack.defs
+    land(stack.lake, "orders", b"not,a,header\n", "bad.csv")
+    instance.add_dynamic_partitions("orders_files", ["orders/bad.csv"])
+    result = defs.resolve_job_def("orders_ingest").execute_in_process(
+        partition_key="orders/bad.csv",
+        instance=instance,
+        tags={"ecom_lakehouse/file": "orders/bad.csv"},
+        raise_on_error=False,
+    )
+    assert not result.success
+    run = instance.get_run_by_id(result.run_id)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+    sensor = defs.get_repository_def().get_sensor_def("file_failure_notifier")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="file_failure_notifier",
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources=defs.resources,
+    ).for_run_failure()
+    sensor(context)
+    (message,) = sqs_messages(stack)
+    assert message["Subject"] == "[ecom-lakehouse] FAILED: orders/bad.csv"
+    assert f"/runs/{result.run_id}" in message["Message"]
+    assert "rejected (invalid_schema)" in message["Message"]
+
+
+def test_the_sensor_lists_past_one_page_of_keys_and_stays_cheap(moto_endpoint):
+    stack = s3_stack(moto_endpoint)
+    s3 = stack.client("s3")
+    bucket = stack.lake.uri.removeprefix("s3://")
+    for i in range(1005):
+        s3.put_object(Bucket=bucket, Key=f"raw/orders/o{i:04}.csv", Body=b"x")
+    tick = scan(stack.lake.list(layout.RAW), RawCursor())
+    assert len(tick.new_files) == 1005
+    assert len({f.key for f in tick.new_files}) == 1005
+    # the next tick over the same listing requests nothing, from a cursor of bounded size
+    assert scan(stack.lake.list(layout.RAW), tick.cursor).new_files == []
+    s3.put_object(Bucket=bucket, Key="raw/orders/o0007.csv", Body=b"changed")
+    (reupload,) = scan(stack.lake.list(layout.RAW), tick.cursor).new_files
+    assert reupload.key == "raw/orders/o0007.csv"
+
+
+def test_the_cli_works_unchanged_on_an_s3_lake(moto_endpoint, tmp_path):
+    cli = str(Path(sys.executable).parent / "ecom-lakehouse")
+    generated = subprocess.run(
+        [cli, "generate", str(tmp_path / "raw"), "--orders", "60", "--products", "20"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert generated.returncode == 0
+    for profile in ("local", "aws"):
+        stack = s3_stack(moto_endpoint)
+        for path in (tmp_path / "raw").rglob("*.*"):
+            land(stack.lake, path.parent.name, path)
+        env = {
+            **os.environ,
+            "LAKEHOUSE_URI": stack.lake.uri,
+            "AWS_ENDPOINT_URL": moto_endpoint,
+            "AWS_REGION": REGION,
+            "LAKEHOUSE_DUCKDB_CATALOG": str(tmp_path / profile / "catalog.duckdb"),
+        }
+        if profile == "aws":
+            env.update({k: v for k, v in stack.env.items() if k.startswith("LAKEHOUSE_")})
+        env.pop("DAGSTER_HOME", None)
+        run = subprocess.run([cli, "ingest"], env=env, capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "3 file(s) loaded, 0 failed" in run.stdout
+        result = subprocess.run(
+            [cli, "query", "SELECT count(*) AS n FROM orders", "--format", "csv"],
+            env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert (profile, result.stdout, result.stderr) == (profile, "n\n60\n", "")
