@@ -118,8 +118,19 @@ class DatasetContract:
         return next(c for c in self.columns if c.name == name)
 
 
-# Timestamps outside this window are almost always unit or typing mistakes.
-SANE_TIMESTAMPS = "BETWEEN TIMESTAMPTZ '2000-01-01 00:00:00+00' AND now() + INTERVAL 1 DAY"
+# When an order was placed, as both order datasets carry it, and the rules that keep it sane
+# (timestamps outside the window are almost always unit or typing mistakes).
+ORDER_TIME_COLUMNS = (
+    Column("order_timestamp", "timestamp", description="When the order was placed (UTC)."),
+    Column("date", "date", description="Order date (UTC); the partition column."),
+)
+ORDER_TIME_RULES = (
+    Rule(
+        "order_timestamp_in_range",
+        "order_timestamp BETWEEN TIMESTAMPTZ '2000-01-01 00:00:00+00' AND now() + INTERVAL 1 DAY",
+    ),
+    Rule("date_matches_order_timestamp", "date = CAST(order_timestamp AS DATE)"),
+)
 
 PRODUCTS = DatasetContract(
     name="products",
@@ -143,18 +154,14 @@ ORDERS = DatasetContract(
         Column("order_num", "bigint", description="Order number within the day (repeats)."),
         Column("order_id", "bigint", description="Order identifier (key)."),
         Column("user_id", "bigint", description="Customer identifier."),
-        Column("order_timestamp", "timestamp", description="When the order was placed (UTC)."),
+        ORDER_TIME_COLUMNS[0],
         Column("total_amount", "decimal(12,2)", description="Order total."),
-        Column("date", "date", description="Order date (UTC); the partition column."),
+        ORDER_TIME_COLUMNS[1],
     ),
     primary_key="order_id",
     dedup_order=("order_timestamp",),
     partition_by="date",
-    rules=(
-        Rule("total_amount_positive", "total_amount > 0"),
-        Rule("order_timestamp_in_range", f"order_timestamp {SANE_TIMESTAMPS}"),
-        Rule("date_matches_order_timestamp", "date = CAST(order_timestamp AS DATE)"),
-    ),
+    rules=(Rule("total_amount_positive", "total_amount > 0"), *ORDER_TIME_RULES),
 )
 
 ORDER_ITEMS = DatasetContract(
@@ -174,8 +181,7 @@ ORDER_ITEMS = DatasetContract(
         Column("product_id", "bigint", description="The product ordered."),
         Column("add_to_cart_order", "int", description="Position of the line in the cart."),
         Column("reordered", "int", description="1 when the customer ordered it before."),
-        Column("order_timestamp", "timestamp", description="When the order was placed (UTC)."),
-        Column("date", "date", description="Order date (UTC); the partition column."),
+        *ORDER_TIME_COLUMNS,
     ),
     primary_key="id",
     dedup_order=("order_timestamp",),
@@ -184,8 +190,7 @@ ORDER_ITEMS = DatasetContract(
         Rule("add_to_cart_order_positive", "add_to_cart_order > 0"),
         Rule("reordered_is_flag", "reordered IN (0, 1)"),
         Rule("days_since_prior_order_not_negative", "days_since_prior_order >= 0"),
-        Rule("order_timestamp_in_range", f"order_timestamp {SANE_TIMESTAMPS}"),
-        Rule("date_matches_order_timestamp", "date = CAST(order_timestamp AS DATE)"),
+        *ORDER_TIME_RULES,
     ),
     foreign_keys=(
         ForeignKey("order_id", "orders", "order_id"),

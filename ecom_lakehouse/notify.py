@@ -45,30 +45,35 @@ class SnsNotifierResource(NotifierResource):
         )
 
 
+NOTIFICATIONS = (
+    (
+        "file_failure_notifier",
+        dg.DagsterRunStatus.FAILURE,
+        "Tells a person which file failed, in which asset, why, and where the run is.",
+    ),
+    (
+        "file_success_notifier",
+        dg.DagsterRunStatus.SUCCESS,
+        "A summary per loaded file (rows read, loaded, rejected; failed checks).",
+    ),
+)
+
+
 def build_notification_sensors(
     jobs: Sequence[UnresolvedAssetJobDefinition],
 ) -> list[dg.SensorDefinition]:
-    @dg.run_failure_sensor(
-        name="file_failure_notifier",
-        monitored_jobs=list(jobs),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Tells a person which file failed, in which asset, why, and where the run is.",
-    )
-    def file_failure_notifier(
-        context: dg.RunFailureSensorContext, notifier: NotifierResource
-    ) -> None:
-        notifier.publish(report_for_run(context.instance, context.dagster_run))
+    sensors = []
+    for name, status, description in NOTIFICATIONS:
 
-    @dg.run_status_sensor(
-        name="file_success_notifier",
-        run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=list(jobs),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="A summary per loaded file (rows read, loaded, rejected; failed checks).",
-    )
-    def file_success_notifier(
-        context: dg.RunStatusSensorContext, notifier: NotifierResource
-    ) -> None:
-        notifier.publish(report_for_run(context.instance, context.dagster_run))
+        @dg.run_status_sensor(
+            name=name,
+            run_status=status,
+            monitored_jobs=list(jobs),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            description=description,
+        )
+        def notify(context: dg.RunStatusSensorContext, notifier: NotifierResource) -> None:
+            notifier.publish(report_for_run(context.instance, context.dagster_run))
 
-    return [file_failure_notifier, file_success_notifier]
+        sensors.append(notify)
+    return sensors
