@@ -61,7 +61,7 @@ class DatasetAssets:
     catalog_key: dg.AssetKey
 
 
-def _run_checks(
+def run_table_checks(
     lake: Lake, sql: SqlEngineResource, checks: list[TableCheck], expected_rows: int
 ) -> list[dg.AssetCheckResult]:
     results = []
@@ -194,7 +194,7 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
                 "dagster/row_count": table_row_count(uri, the_lake.storage_options()) or 0,
                 "dagster/column_schema": column_schema(contract),
             },
-            check_results=_run_checks(the_lake, sql, checks, rows_before + o.inserted),
+            check_results=run_table_checks(the_lake, sql, checks, rows_before + o.inserted),
         )
 
     @dg.asset(

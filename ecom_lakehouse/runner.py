@@ -1,7 +1,10 @@
 """Process what is in ``raw/`` now, in this process, through the real Dagster definitions:
 one evaluation of the raw sensor, then each run it requests, then a catalog refresh."""
 
+import contextlib
 import os
+import time
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -21,34 +24,56 @@ def instance_for_cli() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+class Timings(dict[str, float]):
+    """Seconds spent per phase (the fixed-cost benchmark reports where the time goes)."""
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = self.get(name, 0.0) + time.perf_counter() - started
+
+
 def ingest(
-    instance: dg.DagsterInstance, defs: dg.Definitions, *, verbose: bool = False
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    *,
+    verbose: bool = False,
+    timings: Timings | None = None,
 ) -> list[FileReport]:
+    timings = Timings() if timings is None else timings
     run_config = {} if verbose else QUIET
-    sensor = defs.get_repository_def().get_sensor_def(SENSOR_NAME)
-    # No cursor: everything in raw/ now is processed, including files whose earlier run failed.
-    context = dg.build_sensor_context(resources=defs.resources, sensor_name=SENSOR_NAME)
-    result = sensor(context)
-    assert isinstance(result, dg.SensorResult)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    with timings.phase("sensor evaluation"):
+        sensor = defs.get_repository_def().get_sensor_def(SENSOR_NAME)
+        # No cursor: everything in raw/ now is processed, including files whose earlier run
+        # failed.
+        context = dg.build_sensor_context(resources=defs.resources, sensor_name=SENSOR_NAME)
+        result = sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        for request in result.dynamic_partitions_requests or []:
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     notifier = defs.resources["notifier"]
     assert isinstance(notifier, NotifierResource)
     reports = []
     for request in result.run_requests or []:
         dataset = next(d for d in DATASETS if request.job_name == DATASETS[d].ingest_job.name)
-        run = defs.resolve_job_def(request.job_name).execute_in_process(
-            partition_key=request.partition_key,
-            instance=instance,
-            tags={**request.tags, "ecom_lakehouse/trigger": "cli"},
-            run_config=run_config,
-            raise_on_error=False,
-        )
+        with timings.phase("ingest runs"):
+            run = defs.resolve_job_def(request.job_name).execute_in_process(
+                partition_key=request.partition_key,
+                instance=instance,
+                tags={**request.tags, "ecom_lakehouse/trigger": "cli"},
+                run_config=run_config,
+                raise_on_error=False,
+            )
         report = report_from_events(run.dagster_run, dataset, run.success, run.all_events)
-        notifier.publish(report)
+        with timings.phase("notifications"):
+            notifier.publish(report)
         reports.append(report)
     if any(r.success for r in reports):
-        defs.resolve_job_def(catalog_job.name).execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=True
-        )
+        with timings.phase("catalog refresh run"):
+            defs.resolve_job_def(catalog_job.name).execute_in_process(
+                instance=instance, run_config=run_config, raise_on_error=True
+            )
     return reports

@@ -1,0 +1,88 @@
+"""Freshness: from a file landing in raw/ to its rows being queryable, under `dagster dev`
+(the daemon's sensor interval included). Median over several files."""
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.duckdb_catalog import CatalogMissing, open_catalog
+from ecom_lakehouse.storage import Lake
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = ",".join(CONTRACTS["orders"].column_names)
+
+
+def orders_csv(first_id: int, rows: int = 100) -> bytes:
+    lines = [HEADER] + [
+        f"1,{i},7,2025-04-01T10:00:00,12.5,2025-04-01" for i in range(first_id, first_id + rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def visible(lake: Lake, order_id: int) -> bool:
+    try:
+        con = open_catalog(lake)
+    except CatalogMissing:
+        return False
+    try:
+        return bool(
+            con.execute(f"SELECT count(*) FROM orders WHERE order_id = {order_id}").fetchone()[0]
+        )
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+
+
+def wait_until_visible(lake: Lake, order_id: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not visible(lake, order_id):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"order {order_id} not queryable after {timeout} s")
+        time.sleep(0.1)
+
+
+def measure(files: int = 7) -> dict:
+    tmp = Path(tempfile.mkdtemp())
+    lake_dir, home = tmp / "lake", tmp / "home"
+    home.mkdir()
+    shutil.copy(REPO / "deploy/local/dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "LAKEHOUSE_URI": str(lake_dir), "DAGSTER_HOME": str(home)}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-p", "3999"],
+        cwd=REPO, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    lake = Lake(str(lake_dir))
+    raw = lake_dir / "raw/orders"
+    raw.mkdir(parents=True)
+    try:
+        # warm-up: the first file creates the table and its catalog entry
+        (raw / "warmup.csv").write_bytes(orders_csv(1))
+        wait_until_visible(lake, 1, timeout=180)
+        latencies = []
+        for n in range(files):
+            first_id = 1000 * (n + 1)
+            landed = time.monotonic()
+            (raw / f"f{n}.csv").write_bytes(orders_csv(first_id))
+            wait_until_visible(lake, first_id)
+            latencies.append(time.monotonic() - landed)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "files": files,
+        "median_s": round(statistics.median(latencies), 2),
+        "min_s": round(min(latencies), 2),
+        "max_s": round(max(latencies), 2),
+    }
