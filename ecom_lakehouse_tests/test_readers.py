@@ -109,3 +109,17 @@ def test_real_workbook_with_foreign_zip_entries_reads_all_fifteen_sheets():
     parts = read_parts(shared_file("lab5/orders_apr_2025.xlsx").read_bytes(), "xlsx")
     assert len(parts) == 15
     assert sum(p.table.num_rows for p in parts) == 7500
+
+
+def test_a_column_mixing_numbers_and_text_keeps_every_value_as_text():
+    sheet = [["order_id"], *([i] for i in range(1500)), ["abc"], [None], [7.25]]
+    (part,) = read_parts(xlsx_bytes({"s": sheet}), "xlsx")
+    assert [r[0] for r in rows(part)[-4:]] == ["1499", "abc", None, "7.25"]
+
+
+def test_real_excel_dates_are_read_as_iso_text():
+    from datetime import datetime
+
+    data = xlsx_bytes({"s": [["ts"], [datetime(2025, 4, 1, 11, 27)]]})
+    (part,) = read_parts(data, "xlsx")
+    assert rows(part)[0][0].startswith("2025-04-01 11:27:00")
