@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DEMO_ORDERS ?= 2000
 PORT ?= 3000
 
-.PHONY: run test install seed lint clean
+.PHONY: run test install seed lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
+
+# The benchmark suite (not part of the tests): about 6 minutes on 2 cores.
+bench: install
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .lakehouse .dagster_home .pytest_cache
