@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,29 @@ import click
 from ecom_lakehouse.storage import Lake
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class UnexpectedError(click.ClickException):
+    exit_code = 2
+
+
+class _Commands(click.Group):
+    """Turns an unexpected error into one clear line instead of a traceback (set
+    ECOM_LAKEHOUSE_DEBUG=1 to see the traceback)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("ECOM_LAKEHOUSE_DEBUG"):
+                raise
+            lines = str(exc).strip().splitlines() or [""]
+            raise UnexpectedError(
+                f"{type(exc).__name__}: {lines[0]} (ECOM_LAKEHOUSE_DEBUG=1 shows the traceback)"
+            ) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """The e-commerce lakehouse. The lake is LAKEHOUSE_URI (default: ./.lakehouse)."""
 

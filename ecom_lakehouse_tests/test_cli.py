@@ -14,8 +14,10 @@ from ecom_lakehouse_tests.conftest import land
 CLI = str(Path(sys.executable).parent / "ecom-lakehouse")
 
 
-def cli(lake_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LAKEHOUSE_URI": str(lake_dir)}
+def cli(
+    lake_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LAKEHOUSE_URI": str(lake_dir), **(env or {})}
     env.pop("DAGSTER_HOME", None)
     return subprocess.run(
         [CLI, *args], env=env, capture_output=True, text=True, timeout=300, check=False
@@ -73,6 +75,23 @@ def test_a_failed_file_makes_ingest_exit_non_zero_with_a_summary(lake_dir):
 def test_bad_input_gets_a_clear_error_not_a_traceback(lake_dir, args, message):
     result = cli(lake_dir, *args)
     assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LAKEHOUSE_ENV": "staging"}, "LAKEHOUSE_ENV='staging': expected one of ['aws', 'local']"),
+        (
+            {"LAKEHOUSE_URI": "s3://no-such-bucket", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"},
+            "Error",
+        ),
+    ],
+)
+def test_a_bad_environment_gets_one_clear_line(lake_dir, env, message):
+    result = cli(lake_dir, "ingest", env=env)
+    assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
