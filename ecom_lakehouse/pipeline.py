@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.delta import MergeOutcome, merge_batch
-from ecom_lakehouse.readers import UnreadableFile, detect_format, read_parts
+from ecom_lakehouse.readers import UnreadableFile, detect_format, iter_parts
 from ecom_lakehouse.storage import Lake, ObjectChanged, ObjectInfo
 from ecom_lakehouse.validation import InvalidSchema, ValidationResult, validate
 
@@ -107,8 +107,7 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
         )
     data, source = lake.read(source.key)
     try:
-        parts = read_parts(data, fmt)
-        result = validate(contract, parts, file_key)
+        result = validate(contract, iter_parts(data, fmt), file_key)
     except UnreadableFile as exc:
         raise reject_file(lake, source, file_key, "unreadable", str(exc)) from None
     except InvalidSchema as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -51,16 +51,21 @@ def detect_format(key: str) -> str | None:
     return FORMATS.get(PurePosixPath(key).suffix.lower())
 
 
-def read_parts(data: bytes, fmt: str) -> list[RawPart]:
+def iter_parts(data: bytes, fmt: str) -> Iterator[RawPart]:
+    """The file's parts, one sheet at a time (only one sheet's rows are in memory at once)."""
     if not data.strip():
         raise UnreadableFile("the file is empty")
     try:
-        return READERS[fmt](data)
+        yield from READERS[fmt](data)
     except UnreadableFile:
         raise
     except (fastexcel.FastExcelError, pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnreadableFile(f"not a readable {fmt} file: {first_line}") from exc
+
+
+def read_parts(data: bytes, fmt: str) -> list[RawPart]:
+    return list(iter_parts(data, fmt))
 
 
 def _positional(table: pa.Table, first_row: int) -> pa.Table:
@@ -70,7 +75,7 @@ def _positional(table: pa.Table, first_row: int) -> pa.Table:
     return table.append_column("_source_row", rows)
 
 
-def _read_csv(data: bytes) -> list[RawPart]:
+def _read_csv(data: bytes) -> Iterator[RawPart]:
     text_head = data[:65536].decode("utf-8-sig", errors="strict").splitlines()
     header = next(csv.reader(text_head[:1]), [])
     if not header:
@@ -125,25 +130,26 @@ def _read_csv(data: bytes) -> list[RawPart]:
             numbers.append(line)
             line += 1
         part.table = table.append_column("_source_row", pa.array(numbers, pa.int64()))
-    return [part]
+    yield part
 
 
-def _read_xlsx(data: bytes) -> list[RawPart]:
+def _read_xlsx(data: bytes) -> Iterator[RawPart]:
     reader = fastexcel.read_excel(data)
-    parts = []
+    any_data = False
     for name in reader.sheet_names:
         # Typed cells cast to text by Arrow are 1.5x faster than fastexcel's own text
-        # conversion. Inferring from every row (not a sample) makes a column that mixes numbers
-        # and text a text column, so no value is coerced away.
-        sheet = reader.load_sheet(name, header_row=0, schema_sample_rows=None)
-        table = _as_text(pa.table(sheet.to_arrow()))
+        # conversion, and an eager load is faster again. Inferring from every row (not a
+        # sample) makes a column that mixes numbers and text a text column, so no value is
+        # coerced away.
+        batch = reader.load_sheet(name, header_row=0, schema_sample_rows=None, eager=True)
+        table = _as_text(pa.Table.from_batches([batch]))
         if table.num_columns == 0:
             continue  # a blank sheet carries no header and no rows
+        any_data = True
         header = [str(n) for n in table.column_names]
-        parts.append(RawPart(sheet=name, header=header, table=_positional(table, first_row=2)))
-    if not parts:
+        yield RawPart(sheet=name, header=header, table=_positional(table, first_row=2))
+    if not any_data:
         raise UnreadableFile("the workbook has no sheet with data")
-    return parts
 
 
 def _as_text(table: pa.Table) -> pa.Table:
@@ -158,7 +164,7 @@ def _as_text(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def _read_jsonl(data: bytes) -> list[RawPart]:
+def _read_jsonl(data: bytes) -> Iterator[RawPart]:
     if data.lstrip()[:1] == b"[":  # a JSON array of records rather than JSON lines
         records = json.loads(data)
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -167,15 +173,15 @@ def _read_jsonl(data: bytes) -> list[RawPart]:
     else:
         table = pajson.read_json(io.BytesIO(data))
     table = _as_text(table)
-    return [RawPart(None, list(table.column_names), _positional(table, first_row=1))]
+    yield RawPart(None, list(table.column_names), _positional(table, first_row=1))
 
 
-def _read_parquet(data: bytes) -> list[RawPart]:
+def _read_parquet(data: bytes) -> Iterator[RawPart]:
     table = _as_text(pq.read_table(io.BytesIO(data)))
-    return [RawPart(None, list(table.column_names), _positional(table, first_row=1))]
+    yield RawPart(None, list(table.column_names), _positional(table, first_row=1))
 
 
-READERS: dict[str, Callable[[bytes], list[RawPart]]] = {
+READERS: dict[str, Callable[[bytes], Iterator[RawPart]]] = {
     "csv": _read_csv,
     "xlsx": _read_xlsx,
     "jsonl": _read_jsonl,
