@@ -3,8 +3,9 @@
 The cursor is a last-modified high-water mark plus the keys seen inside a short look-back
 window (never the whole key list). The window catches objects whose last-modified time is
 older than the time they became visible (S3 stamps a multipart upload with its start) and
-objects written while the previous tick was listing. ``run_key`` = key + ETag, so the same
-upload never runs twice and a re-upload with new content does.
+objects written while the previous tick was listing. ``run_key`` = key + ETag + last-modified,
+so the same upload never runs twice and a re-upload does (on S3 the same content keeps its
+ETag, and a re-uploaded file must still be processed and leave raw/).
 """
 
 import json
@@ -31,14 +32,20 @@ def ingest_job_name(dataset: str) -> str:
     return f"{dataset}_ingest"
 
 
+def upload_id(info: ObjectInfo) -> str:
+    """One upload of a key: its ETag (the content) and when it landed. The same content
+    uploaded again is a new upload: it runs again (and changes nothing), and leaves raw/."""
+    return f"{info.etag}@{int(info.last_modified.timestamp() * 1000)}"
+
+
 def run_key(info: ObjectInfo) -> str:
-    return f"{info.key}@{info.etag}"
+    return f"{info.key}@{upload_id(info)}"
 
 
 @dataclass
 class RawCursor:
     high_water: datetime | None = None
-    recent: dict[str, str] = field(default_factory=dict)  # key -> ETag, inside the window
+    recent: dict[str, str] = field(default_factory=dict)  # key -> upload id, inside the window
 
     @classmethod
     def parse(cls, text: str | None) -> "RawCursor":
@@ -72,8 +79,8 @@ def scan(objects: Iterable[ObjectInfo], cursor: RawCursor) -> Tick:
             continue
         if high_water is None or info.last_modified > high_water:
             high_water = info.last_modified
-        recent[info.key] = (info.etag, info.last_modified)
-        if cursor.recent.get(info.key) == info.etag:
+        recent[info.key] = (upload_id(info), info.last_modified)
+        if cursor.recent.get(info.key) == upload_id(info):
             continue
         if contract_for_raw_folder(layout.raw_folder(layout.file_key(info.key))) is None:
             unroutable.append(info.key)

@@ -41,7 +41,13 @@ def test_a_reupload_with_new_content_is_picked_again():
     first = scan([obj("raw/orders/o.xlsx", 1, "e1")], RawCursor())
     second = scan([obj("raw/orders/o.xlsx", 2, "e2")], first.cursor)
     assert keys(second) == ["raw/orders/o.xlsx"]
-    assert run_key(second.new_files[0]) == "raw/orders/o.xlsx@e2"
+    assert run_key(second.new_files[0]) == "raw/orders/o.xlsx@e2@1767225602000"
+
+
+def test_the_same_content_uploaded_again_is_a_new_upload():
+    first = scan([obj("raw/orders/o.xlsx", 1, "e1")], RawCursor())
+    again = scan([obj("raw/orders/o.xlsx", 30, "e1")], first.cursor)
+    assert keys(again) == ["raw/orders/o.xlsx"]
 
 
 def test_an_object_that_appears_late_with_an_older_timestamp_is_still_seen():
