@@ -16,6 +16,7 @@ from ecom_lakehouse.catalog import CatalogResource
 from ecom_lakehouse.checks import TableCheck, render, table_checks
 from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.delta import table_exists, table_row_count
+from ecom_lakehouse.jobs import ingest_job_name
 from ecom_lakehouse.pipeline import (
     FileRejected,
     SourceMissing,
@@ -101,8 +102,8 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
         description=(
             f"A landed {ds} file, read and checked against the contract: good rows as typed "
             f"Parquet under {layout.VALIDATED}{ds}/, bad rows under "
-            f"{layout.REJECTED}records/{ds}/ with a reason. A file that cannot be read or whose "
-            f"header is wrong moves whole under {layout.REJECTED}."
+            f"{layout.rejected_records_prefix(ds)} with a reason. A file that cannot be read "
+            f"or whose header is wrong moves whole under {layout.REJECTED}."
         ),
     )
     def validated(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
@@ -243,7 +244,7 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
         )
 
     job = dg.define_asset_job(
-        name=f"{ds}_ingest",
+        name=ingest_job_name(ds),
         selection=dg.AssetSelection.assets(validated_key, table_key, archived_key),
         partitions_def=partitions,
         description=f"Validate, merge and archive one landed {ds} file.",

@@ -53,16 +53,10 @@ class GlueCatalogResource(CatalogResource):
 
     def table_input(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
         location = lake.url(layout.table_path(contract.name)) + "/"
-        columns = [
-            {"Name": c.name, "Type": c.glue_type, "Comment": c.description}
-            for c in contract.columns
-            if c.name != contract.partition_by
-        ]
-        partition_keys = [
-            {"Name": c.name, "Type": c.glue_type, "Comment": c.description}
-            for c in contract.columns
-            if c.name == contract.partition_by
-        ]
+        glue = {c.name: {"Name": c.name, "Type": c.glue_type, "Comment": c.description}
+                for c in contract.columns}  # fmt: skip
+        partition_keys = [glue.pop(contract.partition_by)] if contract.partition_by else []
+        columns = list(glue.values())
         return {
             "Name": contract.name,
             "Description": contract.description,

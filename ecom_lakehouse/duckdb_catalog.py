@@ -104,7 +104,7 @@ def catalog_entries(lake: Lake, contracts: Iterable[DatasetContract]) -> list[Ca
         table = lake.url(layout.table_path(contract.name))
         if table_exists(table, lake.storage_options()):
             entries.append(CatalogEntry(contract.name, table, "delta"))
-        rejects = f"{layout.REJECTED}records/{contract.name}/"
+        rejects = layout.rejected_records_prefix(contract.name)
         if next(iter(lake.list(rejects)), None) is not None:
             entries.append(
                 CatalogEntry(f"rejected_{contract.name}", lake.url(rejects), "rejected records")

@@ -56,8 +56,12 @@ def validated_key(dataset: str, file_key: str) -> str:
     return f"{VALIDATED}{dataset}/{name_in_folder(file_key)}.parquet"
 
 
+def rejected_records_prefix(dataset: str) -> str:
+    return f"{REJECTED}records/{dataset}/"
+
+
 def rejected_records_key(dataset: str, file_key: str) -> str:
-    return f"{REJECTED}records/{dataset}/{name_in_folder(file_key)}.parquet"
+    return f"{rejected_records_prefix(dataset)}{name_in_folder(file_key)}.parquet"
 
 
 def table_path(dataset: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -40,6 +40,9 @@ class FileRejected(Exception):
 class SourceMissing(Exception):
     """The file is neither in ``raw/`` nor in ``archived/``."""
 
+    def __init__(self, file_key: str) -> None:
+        super().__init__(f"{file_key} is neither in {layout.RAW} nor in {layout.ARCHIVED}")
+
 
 @dataclass
 class ValidatedFile:
@@ -49,11 +52,6 @@ class ValidatedFile:
     result: ValidationResult
     validated_key: str
     rejected_records_key: str | None
-    metadata: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def from_archive(self) -> bool:
-        return self.source.key.startswith(layout.ARCHIVED)
 
 
 def upload_version(info: ObjectInfo) -> int:
@@ -67,7 +65,7 @@ def locate_source(lake: Lake, file_key: str) -> ObjectInfo:
         info = lake.head(key)
         if info is not None:
             return info
-    raise SourceMissing(f"{file_key} is neither in {layout.RAW} nor in {layout.ARCHIVED}")
+    raise SourceMissing(file_key)
 
 
 def reject_file(
@@ -144,7 +142,6 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 class LoadedFile:
     outcome: MergeOutcome
     etag: str
-    rows: int
 
 
 def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFile:
@@ -163,7 +160,7 @@ def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFil
         etag=meta[META_ETAG].decode(),
         upload_version=int(meta[META_UPLOAD_VERSION]),
     )
-    return LoadedFile(outcome, meta[META_ETAG].decode(), batch.num_rows)
+    return LoadedFile(outcome, meta[META_ETAG].decode())
 
 
 @dataclass(frozen=True)
@@ -183,7 +180,7 @@ def archive_file(lake: Lake, file_key: str, etag: str) -> ArchiveOutcome:
     current = lake.head(raw)
     if current is None:
         if lake.head(archived) is None:
-            raise SourceMissing(f"{file_key} is neither in {layout.RAW} nor in {layout.ARCHIVED}")
+            raise SourceMissing(file_key)
         return ArchiveOutcome(archived, moved=False, note="already archived")
     try:
         lake.move(raw, archived, expected_etag=etag)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from ecom_lakehouse.jobs import dataset_of_ingest_job
+
 FILE_TAG = "ecom_lakehouse/file"
 
 
@@ -71,9 +73,10 @@ class FileReport:
 
 
 def report_from_events(
-    run: dg.DagsterRun, dataset: str, success: bool, events: Iterable[dg.DagsterEvent]
+    run: dg.DagsterRun, success: bool, events: Iterable[dg.DagsterEvent]
 ) -> FileReport:
     file_key = run.tags.get(FILE_TAG) or run.tags.get("dagster/partition", "?")
+    dataset = dataset_of_ingest_job(run.job_name)
     report = FileReport(file_key, dataset, success, run.run_id, run.job_name)
     for event in events:
         if event.is_step_materialization:
@@ -98,6 +101,5 @@ def report_from_events(
 
 def report_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> FileReport:
     """The report of a finished ingest run, from the instance's event log."""
-    dataset = run.job_name.removesuffix("_ingest")
     events = [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event]
-    return report_from_events(run, dataset, run.status == dg.DagsterRunStatus.SUCCESS, events)
+    return report_from_events(run, run.status == dg.DagsterRunStatus.SUCCESS, events)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from ecom_lakehouse.definitions import DATASETS, catalog_job
+from ecom_lakehouse.definitions import catalog_job
 from ecom_lakehouse.notify import NotifierResource
 from ecom_lakehouse.reports import FileReport, report_from_events
 from ecom_lakehouse.sensors import SENSOR_NAME
@@ -58,7 +58,6 @@ def ingest(
     assert isinstance(notifier, NotifierResource)
     reports = []
     for request in result.run_requests or []:
-        dataset = next(d for d in DATASETS if request.job_name == DATASETS[d].ingest_job.name)
         with timings.phase("ingest runs"):
             run = defs.resolve_job_def(request.job_name).execute_in_process(
                 partition_key=request.partition_key,
@@ -67,7 +66,7 @@ def ingest(
                 run_config=run_config,
                 raise_on_error=False,
             )
-        report = report_from_events(run.dagster_run, dataset, run.success, run.all_events)
+        report = report_from_events(run.dagster_run, run.success, run.all_events)
         with timings.phase("notifications"):
             notifier.publish(report)
         reports.append(report)

@@ -18,7 +18,13 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ecom_lakehouse import layout
-from ecom_lakehouse.contracts import CONTRACTS, contract_for_raw_folder, load_rank
+from ecom_lakehouse.contracts import (
+    CONTRACTS,
+    DatasetContract,
+    contract_for_raw_folder,
+    load_rank,
+)
+from ecom_lakehouse.jobs import ingest_job_name
 from ecom_lakehouse.reports import FILE_TAG
 from ecom_lakehouse.resources import LakeResource
 from ecom_lakehouse.storage import ObjectInfo
@@ -26,10 +32,6 @@ from ecom_lakehouse.storage import ObjectInfo
 SENSOR_NAME = "raw_files_sensor"
 LOOKBACK = timedelta(seconds=int(os.environ.get("LAKEHOUSE_SENSOR_LOOKBACK_SECONDS", "900")))
 INTERVAL_SECONDS = int(os.environ.get("LAKEHOUSE_SENSOR_INTERVAL_SECONDS", "5"))
-
-
-def ingest_job_name(dataset: str) -> str:
-    return f"{dataset}_ingest"
 
 
 def upload_id(info: ObjectInfo) -> str:
@@ -82,7 +84,7 @@ def scan(objects: Iterable[ObjectInfo], cursor: RawCursor) -> Tick:
         recent[info.key] = (upload_id(info), info.last_modified)
         if cursor.recent.get(info.key) == upload_id(info):
             continue
-        if contract_for_raw_folder(layout.raw_folder(layout.file_key(info.key))) is None:
+        if _contract_of(info) is None:
             unroutable.append(info.key)
             continue
         new.append(info)
@@ -92,9 +94,13 @@ def scan(objects: Iterable[ObjectInfo], cursor: RawCursor) -> Tick:
     return Tick(new, unroutable, RawCursor(high_water, kept))
 
 
+def _contract_of(info: ObjectInfo) -> DatasetContract | None:
+    return contract_for_raw_folder(layout.raw_folder(layout.file_key(info.key)))
+
+
 def dataset_of(info: ObjectInfo) -> str:
-    contract = contract_for_raw_folder(layout.raw_folder(layout.file_key(info.key)))
-    assert contract is not None
+    contract = _contract_of(info)
+    assert contract is not None, f"{info.key} is in no dataset folder"
     return contract.name
 
 
