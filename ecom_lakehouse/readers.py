@@ -1,8 +1,10 @@
-"""Readers: raw bytes of a landed file -> Arrow tables of text, one per sheet.
+"""Readers: raw bytes of a landed file -> Arrow tables, one per sheet.
 
-Every value is read as text, exactly as it stands in the file; typing is validation's job, so
-all formats are typed by the same rules. Each part keeps where its rows came from (sheet and
-row number as a person would find them: row 1 is the header).
+Values are read as the file gives them: text for CSV; the cell's own type for XLSX, JSON and
+Parquet when it is a plain scalar (number, text, boolean, date, timestamp), and text otherwise
+(nested values as JSON). Validation types and checks every value by the contract's rules, from
+text or from the cell's type, so every format follows the same rules. Each part keeps where its
+rows came from (sheet and row number as a person would find them: row 1 is the header).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class RawPart:
 
     sheet: str | None
     header: list[str]
-    table: pa.Table  # columns c0..cN (positional, all strings) + _source_row
+    table: pa.Table  # columns c0..cN (positional, scalars or text) + _source_row
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
 
 
@@ -137,12 +139,11 @@ def _read_xlsx(data: bytes) -> Iterator[RawPart]:
     reader = fastexcel.read_excel(data)
     any_data = False
     for name in reader.sheet_names:
-        # Typed cells cast to text by Arrow are 1.5x faster than fastexcel's own text
-        # conversion, and an eager load is faster again. Inferring from every row (not a
-        # sample) makes a column that mixes numbers and text a text column, so no value is
-        # coerced away.
+        # Cells keep their type (parsing numbers back from text would cost more than reading
+        # them); an eager load is the fastest. Inferring from every row (not a sample) makes a
+        # column that mixes numbers and text a text column, so no value is coerced away.
         batch = reader.load_sheet(name, header_row=0, schema_sample_rows=None, eager=True)
-        table = _as_text(pa.Table.from_batches([batch]))
+        table = _scalars_or_text(pa.Table.from_batches([batch]))
         if table.num_columns == 0:
             continue  # a blank sheet carries no header and no rows
         any_data = True
@@ -152,15 +153,28 @@ def _read_xlsx(data: bytes) -> Iterator[RawPart]:
         raise UnreadableFile("the workbook has no sheet with data")
 
 
-def _as_text(table: pa.Table) -> pa.Table:
-    """Every column to text: scalars by Arrow's cast, nested values as JSON."""
-    columns = []
-    for column in table.columns:
-        if pa.types.is_nested(column.type):
-            values = [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
-            columns.append(pa.array(values, pa.string()))
-        else:
-            columns.append(column.cast(pa.string()))
+def is_plain_scalar(type_: pa.DataType) -> bool:
+    """A type validation reads as it is; any other column is read as text."""
+    return (
+        pa.types.is_string(type_)
+        or pa.types.is_integer(type_)
+        or pa.types.is_floating(type_)
+        or pa.types.is_boolean(type_)
+        or pa.types.is_date(type_)
+        or pa.types.is_timestamp(type_)
+    )
+
+
+def as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as text: scalars by Arrow's cast, nested values as JSON."""
+    if pa.types.is_nested(column.type):
+        values = [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
+        return pa.chunked_array([pa.array(values, pa.string())])
+    return column.cast(pa.string())
+
+
+def _scalars_or_text(table: pa.Table) -> pa.Table:
+    columns = [c if is_plain_scalar(c.type) else as_text(c) for c in table.columns]
     return pa.table(columns, names=table.column_names)
 
 
@@ -172,12 +186,12 @@ def _read_jsonl(data: bytes) -> Iterator[RawPart]:
         table = pa.Table.from_pylist(records)
     else:
         table = pajson.read_json(io.BytesIO(data))
-    table = _as_text(table)
+    table = _scalars_or_text(table)
     yield RawPart(None, list(table.column_names), _positional(table, first_row=1))
 
 
 def _read_parquet(data: bytes) -> Iterator[RawPart]:
-    table = _as_text(pq.read_table(io.BytesIO(data)))
+    table = _scalars_or_text(pq.read_table(io.BytesIO(data)))
     yield RawPart(None, list(table.column_names), _positional(table, first_row=1))
 
 

@@ -11,15 +11,17 @@ present exactly once. Anything else rejects the whole file.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.readers import RawPart
+from ecom_lakehouse.readers import RawPart, as_text
 
 REASON = "_reason"
 SOURCE_FILE = "_source_file"
@@ -78,7 +80,8 @@ def header_mapping(contract: DatasetContract, header: list[str]) -> tuple[list[i
 
 
 def _aligned(contract: DatasetContract, part: RawPart, index: int) -> tuple[pa.Table, list[str]]:
-    """One part's columns in contract order (raw text), plus source position columns."""
+    """One part's columns in contract order (cells typed where the contract's type reads them
+    as they are, text otherwise), plus source position columns."""
     where = f" (sheet {part.sheet!r})" if part.sheet is not None else ""
     try:
         positions, extra = header_mapping(contract, part.header)
@@ -86,8 +89,12 @@ def _aligned(contract: DatasetContract, part: RawPart, index: int) -> tuple[pa.T
         raise InvalidSchema(f"{exc}{where}") from None
     table = part.table
     n = table.num_rows
+    cells = []
+    for column, position in zip(contract.columns, positions, strict=True):
+        cell = table.column(f"c{position}")
+        cells.append(cell if reads_as_typed(cell.type, column.sql_type) else as_text(cell))
     columns = [
-        *(table.column(f"c{p}") for p in positions),
+        *cells,
         pa.array([part.sheet] * n, pa.string()),
         pa.array(np.full(n, index, dtype=np.int32)),
         table.column(SOURCE_ROW),
@@ -101,15 +108,68 @@ def _aligned(contract: DatasetContract, part: RawPart, index: int) -> tuple[pa.T
     return pa.table(columns, names=names), extra
 
 
-def _typed(column: str, sql_type: str) -> str:
-    text = f"NULLIF(trim({_q(RAW_PREFIX + column)}), '')"
-    if sql_type in ("BIGINT", "INTEGER"):
-        # DuckDB rounds '1.5' to 2 when casting to an integer; a fraction is an error here.
+# The cell types a column is typed from as they are, by the SQL type it is cast to; a cell of
+# any other type is validated from its text, like a CSV value.
+_NUMBERS = (pa.types.is_integer, pa.types.is_floating)
+TYPED_CELLS: dict[str, tuple[Callable[[pa.DataType], bool], ...]] = {
+    "BIGINT": _NUMBERS,
+    "INTEGER": _NUMBERS,
+    "DOUBLE": _NUMBERS,
+    "DECIMAL": _NUMBERS,
+    "BOOLEAN": (pa.types.is_boolean,),
+    "DATE": (pa.types.is_date32,),
+    "TIMESTAMPTZ": (pa.types.is_timestamp,),
+}
+
+
+def reads_as_typed(cell_type: pa.DataType, sql_type: str) -> bool:
+    family = sql_type.partition("(")[0]
+    return any(accepts(cell_type) for accepts in TYPED_CELLS.get(family, ()))
+
+
+def _concat(batch: list[pa.Table]) -> pa.Table:
+    """One table of a batch of parts; a column typed differently by two parts is read as text."""
+    mixed = {
+        name
+        for name in batch[0].column_names
+        if len({part.schema.field(name).type for part in batch}) > 1
+    }
+    if mixed:
+        batch = [
+            pa.table(
+                [as_text(part[n]) if n in mixed else part[n] for n in part.column_names],
+                names=part.column_names,
+            )
+            for part in batch
+        ]
+    return pa.concat_tables(batch)
+
+
+def _present(column: str, text: bool) -> str:
+    """The raw value, NULL when the cell is empty (blank text counts as empty)."""
+    raw = _q(RAW_PREFIX + column)
+    return f"NULLIF(trim({raw}), '')" if text else raw
+
+
+def as_shown(expression: str, raw_type: pa.DataType) -> str:
+    """A raw value as text, as the spreadsheet shows it (a whole number has no ``.0``)."""
+    if pa.types.is_floating(raw_type):
         return (
-            f"CASE WHEN TRY_CAST({text} AS DOUBLE) % 1 = 0 "
-            f"THEN TRY_CAST(TRY_CAST({text} AS DOUBLE) AS {sql_type}) END"
+            f"CASE WHEN {expression} % 1 = 0 AND abs({expression}) < 1e15 "
+            f"THEN CAST(CAST({expression} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({expression} AS VARCHAR) END"
         )
-    return f"TRY_CAST({text} AS {sql_type})"
+    return f"CAST({expression} AS VARCHAR)"
+
+
+def _typed(column: str, sql_type: str, raw_type: pa.DataType) -> str:
+    value = _present(column, not reads_as_typed(raw_type, sql_type))
+    if sql_type in ("BIGINT", "INTEGER") and not pa.types.is_integer(raw_type):
+        # DuckDB rounds 1.5 to 2 when casting to an integer; a fraction is an error here. The
+        # integer itself is cast from the value, not from a double, so no digit is lost.
+        number = value if pa.types.is_floating(raw_type) else f"TRY_CAST({value} AS DOUBLE)"
+        return f"CASE WHEN {number} % 1 = 0 THEN TRY_CAST({value} AS {sql_type}) END"
+    return f"TRY_CAST({value} AS {sql_type})"
 
 
 def _q(name: str) -> str:
@@ -119,20 +179,25 @@ def _q(name: str) -> str:
 POSITION = f"{SOURCE_SHEET}, {SHEET_INDEX}, {SOURCE_ROW}"
 
 
-def row_checks_sql(contract: DatasetContract) -> str:
-    """Over a batch of parts (``raw``): the typed columns, the position, and a reason that is
-    NULL when the row breaks no type, required or business rule."""
-    typed = ",\n  ".join(f"{_typed(c.name, c.sql_type)} AS {_q(c.name)}" for c in contract.columns)
+def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType]) -> str:
+    """Over a batch of parts (``raw``, whose columns have ``raw_types``): the typed columns, the
+    position, and a reason that is NULL when the row breaks no type, required or business rule."""
+    kinds = {c.name: (raw_types[RAW_PREFIX + c.name], c) for c in contract.columns}
+    typed = ",\n  ".join(
+        f"{_typed(c.name, c.sql_type, t)} AS {_q(c.name)}" for t, c in kinds.values()
+    )
     raw_cols = ", ".join(_q(RAW_PREFIX + c) for c in contract.column_names)
     checks = []
-    for c in contract.columns:
-        raw = f"NULLIF(trim({_q(RAW_PREFIX + c.name)}), '')"
+    for raw_type, c in kinds.values():
+        text = not reads_as_typed(raw_type, c.sql_type)
+        present = _present(c.name, text)
+        shown = as_shown(present, raw_type)
         checks.append(
-            f"CASE WHEN {raw} IS NOT NULL AND {_q(c.name)} IS NULL "
-            f"THEN '{c.name}: not a valid {c.type}: ' || left({raw}, 100) END"
+            f"CASE WHEN {present} IS NOT NULL AND {_q(c.name)} IS NULL "
+            f"THEN '{c.name}: not a valid {c.type}: ' || left({shown}, 100) END"
         )
         if c.required:
-            checks.append(f"CASE WHEN {raw} IS NULL THEN '{c.name}: required' END")
+            checks.append(f"CASE WHEN {present} IS NULL THEN '{c.name}: required' END")
     for rule in contract.rules:
         checks.append(f"CASE WHEN NOT coalesce(({rule.sql}), TRUE) THEN 'rule {rule.name}' END")
     names = ", ".join(_q(c) for c in contract.column_names)
@@ -168,63 +233,83 @@ WHERE w._rank > 1
 BATCH_ROWS = 50_000
 
 
-def validate(
-    contract: DatasetContract, parts: Iterable[RawPart], source_file: str
-) -> ValidationResult:
-    """Check every row of every part. Parts are consumed in batches: only the typed good rows
-    already checked (and the bad rows' text) are kept while the next parts are read."""
-    names = ", ".join(_q(c) for c in contract.column_names)
-    typed_ddl = ", ".join(f"{_q(c.name)} {c.sql_type}" for c in contract.columns)
-    text_ddl = ", ".join(f"{_q(c)} VARCHAR" for c in contract.column_names)
-    positions_ddl = f"{SOURCE_SHEET} VARCHAR, {SHEET_INDEX} INTEGER, {SOURCE_ROW} BIGINT"
-    raw_text = ", ".join(f"r.{_q(RAW_PREFIX + c)}" for c in contract.column_names)
-    rows_read, sheets, extra_columns = 0, [], []
-    malformed: list[tuple[str | None, int, str]] = []
-    con = duckdb.connect()
+class _RowChecker:
+    """Checks batches of aligned parts with DuckDB; keeps the good rows (typed, with their
+    position) as Arrow batches and the bad rows' text in a DuckDB table.
 
-    def check(batch: list[pa.Table]) -> None:
-        con.register("raw", pa.concat_tables(batch))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE checked AS {row_checks_sql(contract)}")
-        con.execute(
-            f"INSERT INTO good SELECT {names}, {POSITION} FROM checked WHERE {REASON} IS NULL"
-        )
-        con.execute(
-            f"INSERT INTO bad SELECT {raw_text}, c.{REASON}, c.{SOURCE_SHEET}, c.{SHEET_INDEX},"
-            f" c.{SOURCE_ROW} FROM checked c JOIN raw r ON r.{SHEET_INDEX} = c.{SHEET_INDEX}"
-            f" AND r.{SOURCE_ROW} = c.{SOURCE_ROW} WHERE c.{REASON} IS NOT NULL"
-        )
-        con.unregister("raw")
-        batch.clear()
+    A batch is checked on a worker thread while the caller reads the next one (fastexcel and
+    DuckDB both release the GIL), so reading and checking overlap; at most one batch is in
+    flight, which keeps memory bounded. Good rows are held once, as Arrow: DuckDB scans them
+    in place to de-duplicate and a file without duplicates is returned without a copy."""
 
-    try:
-        con.execute("SET TimeZone = 'UTC'")  # text timestamps without a zone are UTC
-        con.execute(f"CREATE TEMP TABLE good ({typed_ddl}, {positions_ddl})")
-        con.execute(f"CREATE TEMP TABLE bad ({text_ddl}, {REASON} VARCHAR, {positions_ddl})")
-        batch: list[pa.Table] = []
-        for index, part in enumerate(parts):
-            raw, extra = _aligned(contract, part, index)
-            extra_columns += [e for e in extra if e not in extra_columns]
-            if part.sheet is not None:
-                sheets.append(part.sheet)
-            malformed += [(part.sheet, line, reason) for line, reason in part.malformed]
-            rows_read += raw.num_rows
-            batch.append(raw)
-            if sum(t.num_rows for t in batch) >= BATCH_ROWS:
-                check(batch)
-        if batch:
-            check(batch)
+    def __init__(self, contract: DatasetContract) -> None:
+        self.contract = contract
+        self.names = ", ".join(_q(c) for c in contract.column_names)
+        text_ddl = ", ".join(f"{_q(c)} VARCHAR" for c in contract.column_names)
+        positions_ddl = f"{SOURCE_SHEET} VARCHAR, {SHEET_INDEX} INTEGER, {SOURCE_ROW} BIGINT"
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")  # text timestamps without a zone are UTC
+        self.con.execute(f"CREATE TEMP TABLE bad ({text_ddl}, {REASON} VARCHAR, {positions_ddl})")
+        self.good: list[pa.Table] = []
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate")
+        self._checking: Future[None] | None = None
+
+    def submit(self, batch: list[pa.Table]) -> None:
+        self.wait()
+        self._checking = self._worker.submit(self._check, batch)
+
+    def wait(self) -> None:
+        if self._checking is not None:
+            self._checking.result()
+            self._checking = None
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)  # a check still running when reading failed ends first
+        self.con.close()
+
+    def _check(self, batch: list[pa.Table]) -> None:
+        con, contract = self.con, self.contract
+        raw = _concat(batch)
+        raw_types = dict(zip(raw.column_names, raw.schema.types, strict=True))
+        con.register("raw", raw)
+        try:
+            checked = con.execute(row_checks_sql(contract, raw_types)).to_arrow_table()
+            reasons = checked.column(REASON)
+            if reasons.null_count == checked.num_rows:  # every row is good: no copy
+                self.good.append(checked.drop_columns([REASON]))
+                return
+            self.good.append(checked.filter(pc.is_null(reasons)).drop_columns([REASON]))
+            raw_text = ", ".join(
+                as_shown(f"r.{_q(RAW_PREFIX + c)}", raw_types[RAW_PREFIX + c])
+                for c in contract.column_names
+            )
+            con.register("checked", checked)
+            con.execute(
+                f"INSERT INTO bad SELECT {raw_text}, c.{REASON}, c.{SOURCE_SHEET},"
+                f" c.{SHEET_INDEX}, c.{SOURCE_ROW} FROM checked c JOIN raw r"
+                f" ON r.{SHEET_INDEX} = c.{SHEET_INDEX} AND r.{SOURCE_ROW} = c.{SOURCE_ROW}"
+                f" WHERE c.{REASON} IS NOT NULL"
+            )
+            con.unregister("checked")
+        finally:
+            con.unregister("raw")
+
+    def results(self, source_file: str) -> tuple[pa.Table, pa.Table]:
+        """The good rows de-duplicated (file order), and every rejected row with its reason."""
+        con, contract, names = self.con, self.contract, self.names
+        good = pa.concat_tables(self.good) if self.good else self._no_good_rows()
+        self.good.clear()
+        con.register("good", good)
         con.execute(f"CREATE TEMP TABLE superseded AS {superseded_sql(contract)}")
-        # `good` holds the rows in file order; without duplicates it is the answer as it is
-        # (no anti-join and no sort over every row, which would double the memory).
         (duplicates,) = con.execute("SELECT count(*) FROM superseded").fetchone()
-        losers = (
-            f" WHERE NOT EXISTS (SELECT 1 FROM superseded s WHERE s.{SHEET_INDEX} ="
-            f" g.{SHEET_INDEX} AND s.{SOURCE_ROW} = g.{SOURCE_ROW})"
-            f" ORDER BY {SHEET_INDEX}, {SOURCE_ROW}"
-        )
-        valid = con.execute(
-            f"SELECT {names} FROM good g{losers if duplicates else ''}"
-        ).to_arrow_table()
+        if duplicates:
+            valid = con.execute(
+                f"SELECT {names} FROM good g WHERE NOT EXISTS (SELECT 1 FROM superseded s"
+                f" WHERE s.{SHEET_INDEX} = g.{SHEET_INDEX} AND s.{SOURCE_ROW} = g.{SOURCE_ROW})"
+                f" ORDER BY {SHEET_INDEX}, {SOURCE_ROW}"
+            ).to_arrow_table()
+        else:  # the good rows are the answer as they are, in file order
+            valid = good.select(list(contract.column_names))
         # Superseded duplicates passed every rule: their values are kept as typed, as text.
         as_text = ", ".join(f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.column_names)
         key = _q(contract.primary_key)
@@ -239,8 +324,44 @@ def validate(
             """,
             [source_file, source_file],
         ).to_arrow_table()
+        con.unregister("good")
+        return valid, rejected
+
+    def _no_good_rows(self) -> pa.Table:
+        typed = ", ".join(f"NULL::{c.sql_type} AS {_q(c.name)}" for c in self.contract.columns)
+        return self.con.execute(
+            f"SELECT {typed}, NULL::VARCHAR AS {SOURCE_SHEET}, NULL::INTEGER AS {SHEET_INDEX},"
+            f" NULL::BIGINT AS {SOURCE_ROW} LIMIT 0"
+        ).to_arrow_table()
+
+
+def validate(
+    contract: DatasetContract, parts: Iterable[RawPart], source_file: str
+) -> ValidationResult:
+    """Check every row of every part. Parts are consumed in batches: only the typed good rows
+    already checked (and the bad rows' text) are kept while the next parts are read."""
+    rows_read, sheets, extra_columns = 0, [], []
+    malformed: list[tuple[str | None, int, str]] = []
+    checker = _RowChecker(contract)
+    try:
+        batch: list[pa.Table] = []
+        for index, part in enumerate(parts):
+            raw, extra = _aligned(contract, part, index)
+            extra_columns += [e for e in extra if e not in extra_columns]
+            if part.sheet is not None:
+                sheets.append(part.sheet)
+            malformed += [(part.sheet, line, reason) for line, reason in part.malformed]
+            rows_read += raw.num_rows
+            batch.append(raw)
+            if sum(t.num_rows for t in batch) >= BATCH_ROWS:
+                checker.submit(batch)
+                batch = []
+        if batch:
+            checker.submit(batch)
+        checker.wait()
+        valid, rejected = checker.results(source_file)
     finally:
-        con.close()
+        checker.close()
     if malformed:
         rejected = pa.concat_tables(
             [rejected, _malformed_rows(contract, malformed, source_file).cast(rejected.schema)]

@@ -160,3 +160,51 @@ def test_the_real_files_validate_without_a_reject(dataset, relative, rows):
     path = shared_file(relative)
     result = validate(CONTRACTS[dataset], read_parts(path.read_bytes(), path.suffix[1:]), relative)
     assert (result.valid.num_rows, result.rejected.num_rows) == (rows, 0)
+
+
+def run_xlsx(sheets: dict[str, list[list]]):
+    data = xlsx_bytes({name: [ORDERS_HEADER, *rows] for name, rows in sheets.items()})
+    return validate(ORDERS, read_parts(data, "xlsx"), "orders/t.xlsx")
+
+
+def test_number_cells_follow_the_same_rules_as_text():
+    # the same rows as numbers in a workbook and as text in a CSV give the same answer
+    rows = [
+        order(1, amount=229.5),
+        order(2, amount=-3),  # rule
+        order(3, user_id=1.5),  # a fraction is not rounded into an id
+        order(4.0, amount=7, date="2025-04-02"),  # a whole number as a float is an id
+    ]
+    from_cells = run_xlsx({"day": rows})
+    from_text = run(rows)
+    assert from_cells.valid == from_text.valid
+    assert (
+        reasons(from_cells)
+        == reasons(from_text)
+        == {
+            3: "rule total_amount_positive",
+            4: "user_id: not a valid bigint: 1.5",
+            5: "rule date_matches_order_timestamp",
+        }
+    )
+    # a rejected number cell is written as the sheet shows it
+    assert [r["order_id"] for r in from_cells.rejected.to_pylist()] == ["2", "3", "4"]
+
+
+def test_sheets_that_type_a_column_differently_are_validated_together():
+    result = run_xlsx({"numbers": [order(1)], "text": [order("x"), order(2)]})
+    assert result.valid.column("order_id").to_pylist() == [1, 2]
+    assert reasons(result) == {2: "order_id: not a valid bigint: x"}
+
+
+def test_date_cells_are_utc_timestamps():
+    ts = datetime(2025, 4, 1, 23, 30)
+    result = run_xlsx({"day": [order(1, order_timestamp=ts, date=date(2025, 4, 1))]})
+    (row,) = result.valid.to_pylist()
+    assert row["order_timestamp"] == ts.replace(tzinfo=UTC)
+    assert row["date"] == date(2025, 4, 1)
+
+
+def test_large_integer_ids_keep_every_digit():
+    result = run([order("9007199254740993")])
+    assert result.valid.column("order_id").to_pylist() == [9007199254740993]
