@@ -15,7 +15,7 @@ from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from ecom_lakehouse.contracts import DatasetContract
@@ -88,6 +88,21 @@ def open_or_create(
         )
 
 
+def lands_in_new_partitions(table: DeltaTable, contract: DatasetContract, batch: pa.Table) -> bool:
+    """Whether every row of the batch falls where the table has no data file: an empty table,
+    or (partitioned) only partition values the table does not hold yet, such as a new day."""
+    files = pa.table(table.get_add_actions(flatten=True))
+    if files.num_rows == 0:
+        return True
+    if not contract.partition_by:
+        return False
+    incoming = batch.column(contract.partition_by)
+    if incoming.null_count:
+        return False
+    held = files.column(f"partition.{contract.partition_by}").cast(incoming.type)
+    return not pc.any(pc.is_in(pc.unique(incoming), value_set=pc.unique(held))).as_py()
+
+
 def merge_batch(
     contract: DatasetContract,
     uri: str,
@@ -103,16 +118,29 @@ def merge_batch(
     committed = table.transaction_version(txn_app)
     if committed is not None and committed >= upload_version:
         return MergeOutcome(0, 0, 0, table.version(), already_committed=True)
+    commit = CommitProperties(
+        app_transactions=[Transaction(app_id=txn_app, version=upload_version)],
+        custom_metadata={"ecom_lakehouse.source_file": file_key},
+    )
+    if lands_in_new_partitions(table, contract, batch):
+        # No row can match: the merge's result is an append, at a fraction of its cost. Safe
+        # because one writer at a time commits to a table (the Dagster pool per table).
+        write_deltalake(
+            table,
+            batch.cast(contract.arrow_schema),
+            mode="append",
+            commit_properties=commit,
+            storage_options=storage_options,
+        )
+        table.update_incremental()
+        return MergeOutcome(batch.num_rows, 0, 0, table.version(), already_committed=False)
     metrics = (
         table.merge(
             batch.cast(contract.arrow_schema),
             predicate=merge_predicate(contract, batch),
             source_alias="s",
             target_alias="t",
-            commit_properties=CommitProperties(
-                app_transactions=[Transaction(app_id=txn_app, version=upload_version)],
-                custom_metadata={"ecom_lakehouse.source_file": file_key},
-            ),
+            commit_properties=commit,
         )
         .when_matched_update_all(predicate=changed_predicate(contract))
         .when_not_matched_insert_all()
