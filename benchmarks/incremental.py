@@ -1,6 +1,12 @@
-"""Incremental cost: merging a 10,000-row batch into a table of millions of rows should cost
-about what it costs into an empty table, because the merge predicate prunes to the batch's
-date partitions."""
+"""Incremental cost: loading a 10,000-row batch into a table of millions of rows should cost
+about what it costs into an empty or small table.
+
+Two batches, each for the two most recent days: **new lines** (new ids: from the log's
+partition values and key statistics no row can match, so they are appended) and **updates**
+(existing lines with new values: a MERGE whose predicate prunes to the batch's partitions).
+New lines go into an empty table and into the big one; updates go into a small table holding
+only the big one's two most recent days (the same partitions, so the same rows to match) and
+into the big one."""
 
 import statistics
 import tempfile
@@ -10,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from deltalake import write_deltalake
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.delta import merge_batch
@@ -42,7 +49,24 @@ def items_table(first_id: int, rows: int, days: int, first_day: int, seed: int) 
     return pa.table(columns).cast(ITEMS.arrow_schema)
 
 
+def _timed_load(uri: str, batch: pa.Table, file_key: str) -> float:
+    started = time.perf_counter()
+    merge_batch(ITEMS, uri, {}, batch, file_key=file_key, etag="e", upload_version=1)
+    return time.perf_counter() - started
+
+
+def _updated(rows: pa.Table, by: int) -> pa.Table:
+    """The same lines, each with a changed value."""
+    column = rows.schema.get_field_index("add_to_cart_order")
+    return rows.set_column(
+        column, "add_to_cart_order", pc.add(rows.column(column), pa.scalar(by, pa.int32()))
+    )
+
+
 def measure(big_rows: int = 5_000_000, batch_rows: int = 10_000, repeats: int = 3) -> dict:
+    timings: dict[str, list[float]] = {
+        k: [] for k in ("new_empty", "new_big", "upd_small", "upd_big")
+    }
     with tempfile.TemporaryDirectory() as tmp:
         big_uri = str(Path(tmp, "big"))
         chunk = 1_000_000
@@ -53,22 +77,32 @@ def measure(big_rows: int = 5_000_000, batch_rows: int = 10_000, repeats: int = 
                 partition_by=["date"],
                 mode="append",
             )
-        timings: dict[str, list[float]] = {"empty": [], "big": []}
+        recent = [START + timedelta(days=363), START + timedelta(days=364)]
+        held = DeltaTable(big_uri).to_pyarrow_table(partitions=[("date", "in", recent)])
+        held = held.cast(ITEMS.arrow_schema)
         for attempt in range(repeats):
-            # new lines for the two most recent days, as a day's file brings
-            batch = items_table(big_rows + attempt * batch_rows, batch_rows, 2, 363, seed=attempt)
-            for target in ("empty", "big"):
-                uri = str(Path(tmp, f"empty{attempt}")) if target == "empty" else big_uri
-                started = time.perf_counter()
-                merge_batch(
-                    ITEMS, uri, {}, batch, file_key=f"b{attempt}", etag="e", upload_version=1
-                )
-                timings[target].append(time.perf_counter() - started)
-    empty, big = statistics.median(timings["empty"]), statistics.median(timings["big"])
+            new = items_table(big_rows + attempt * batch_rows, batch_rows, 2, 363, seed=attempt)
+            empty_uri = str(Path(tmp, f"empty{attempt}"))
+            timings["new_empty"].append(_timed_load(empty_uri, new, f"new{attempt}"))
+            timings["new_big"].append(_timed_load(big_uri, new, f"new{attempt}"))
+
+            small_uri = str(Path(tmp, f"small{attempt}"))
+            write_deltalake(small_uri, held, partition_by=["date"])
+            changed = _updated(held.slice(0, batch_rows), by=attempt + 1)
+            timings["upd_small"].append(_timed_load(small_uri, changed, f"upd{attempt}"))
+            timings["upd_big"].append(_timed_load(big_uri, changed, f"upd{attempt}"))
+    median = {k: statistics.median(v) for k, v in timings.items()}
     return {
         "table_rows": big_rows,
         "batch_rows": batch_rows,
-        "into_empty_s": round(empty, 3),
-        "into_big_s": round(big, 3),
-        "ratio": round(big / empty, 2),
+        "new_lines": {
+            "into_empty_s": round(median["new_empty"], 3),
+            "into_big_s": round(median["new_big"], 3),
+            "ratio": round(median["new_big"] / median["new_empty"], 2),
+        },
+        "updates": {
+            "into_small_s": round(median["upd_small"], 3),
+            "into_big_s": round(median["upd_big"], 3),
+            "ratio": round(median["upd_big"] / median["upd_small"], 2),
+        },
     }

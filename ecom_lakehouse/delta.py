@@ -88,19 +88,35 @@ def open_or_create(
         )
 
 
-def lands_in_new_partitions(table: DeltaTable, contract: DatasetContract, batch: pa.Table) -> bool:
-    """Whether every row of the batch falls where the table has no data file: an empty table,
-    or (partitioned) only partition values the table does not hold yet, such as a new day."""
+def cannot_match(table: DeltaTable, contract: DatasetContract, batch: pa.Table) -> bool:
+    """Whether no row of the batch can match a row of the table, from the log alone: no data
+    file lies in the batch's partitions (a new day) or, for a numeric key, no such file's key
+    range (its min/max statistics) overlaps the batch's (new orders)."""
     files = pa.table(table.get_add_actions(flatten=True))
+    if files.num_rows and contract.partition_by:
+        incoming = batch.column(contract.partition_by)
+        if incoming.null_count:
+            return False
+        held = files.column(f"partition.{contract.partition_by}").cast(incoming.type)
+        files = files.filter(pc.is_in(held, value_set=pc.unique(incoming)))
     if files.num_rows == 0:
         return True
-    if not contract.partition_by:
+    key = batch.column(contract.primary_key)
+    low, high = f"min.{contract.primary_key}", f"max.{contract.primary_key}"
+    # String statistics may be truncated, so only numeric ranges are trusted.
+    if not pa.types.is_integer(key.type) or low not in files.column_names:
         return False
-    incoming = batch.column(contract.partition_by)
-    if incoming.null_count:
-        return False
-    held = files.column(f"partition.{contract.partition_by}").cast(incoming.type)
-    return not pc.any(pc.is_in(pc.unique(incoming), value_set=pc.unique(held))).as_py()
+    bounds = pc.min_max(key)
+    overlapping = pc.or_kleene(  # a file without statistics counts as overlapping
+        pc.invert(
+            pc.or_(
+                pc.less(files.column(high), bounds["min"]),
+                pc.greater(files.column(low), bounds["max"]),
+            )
+        ),
+        pc.or_(pc.is_null(files.column(low)), pc.is_null(files.column(high))),
+    )
+    return not pc.any(overlapping).as_py()
 
 
 def merge_batch(
@@ -122,9 +138,9 @@ def merge_batch(
         app_transactions=[Transaction(app_id=txn_app, version=upload_version)],
         custom_metadata={"ecom_lakehouse.source_file": file_key},
     )
-    if lands_in_new_partitions(table, contract, batch):
-        # No row can match: the merge's result is an append, at a fraction of its cost. Safe
-        # because one writer at a time commits to a table (the Dagster pool per table).
+    if cannot_match(table, contract, batch):
+        # The merge's result would be an append: appending costs a fraction of it. Safe because
+        # one writer at a time commits to a table (the Dagster pool per table).
         write_deltalake(
             table,
             batch.cast(contract.arrow_schema),

@@ -103,7 +103,7 @@ def test_tables_are_partitioned_by_date_and_readable_by_every_engine(tmp_path):
     ]
 
 
-def test_rows_for_new_days_are_appended_and_rows_for_held_days_merged(tmp_path):
+def test_rows_that_cannot_match_are_appended_and_the_rest_merged(tmp_path):
     uri = str(tmp_path / "orders")
     day1, day2 = "2025-04-01T10:00:00", "2025-04-02T10:00:00"
     merge_batch(ORDERS, uri, {}, batch(order(1, day1)), file_key="a", etag="e", upload_version=1)
@@ -114,18 +114,24 @@ def test_rows_for_new_days_are_appended_and_rows_for_held_days_merged(tmp_path):
     assert merge_batch(
         ORDERS, uri, {}, new_day, file_key="b", etag="e", upload_version=1
     ).already_committed
-    # a held day and a new one in the same file: merged (order 1 exists and is updated)
+    # a held day, but ids above every id that day holds (from the log's statistics): appended
+    later = merge_batch(
+        ORDERS, uri, {}, batch(order(5, day1)), file_key="c", etag="e", upload_version=1
+    )
+    assert (later.inserted, later.updated) == (1, 0)
+    # a held day and an id within its range: merged (order 1 exists and is updated)
     mixed = batch(order(1, day1, amount=9), order(4, "2025-04-03T10:00:00"))
-    merged = merge_batch(ORDERS, uri, {}, mixed, file_key="c", etag="e", upload_version=1)
+    merged = merge_batch(ORDERS, uri, {}, mixed, file_key="d", etag="e", upload_version=1)
     assert (merged.inserted, merged.updated) == (1, 1)
     assert rows_of(uri) == {
         1: Decimal("9.00"),
         2: Decimal("10.50"),
         3: Decimal("10.50"),
         4: Decimal("10.50"),
+        5: Decimal("10.50"),
     }
     history = [c.get("operation") for c in DeltaTable(uri).history()]
-    assert history[:3] == ["MERGE", "WRITE", "WRITE"]
+    assert history[:4] == ["MERGE", "WRITE", "WRITE", "WRITE"]
 
 
 def test_a_file_without_good_rows_is_recorded_once(tmp_path):
