@@ -91,10 +91,10 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     """This project's real code path without Dagster: validate (rejects), merge, checks,
     archive, catalog."""
     from ecom_lakehouse import layout
-    from ecom_lakehouse.assets import run_table_checks
     from ecom_lakehouse.catalog import CatalogResource
     from ecom_lakehouse.checks import table_checks
     from ecom_lakehouse.delta import table_row_count
+    from ecom_lakehouse.merge_engines import run_table_checks
     from ecom_lakehouse.pipeline import archive_file, load_file, validate_file
     from ecom_lakehouse.sql_engines import SqlEngineResource
     from ecom_lakehouse.storage import Lake

@@ -13,20 +13,19 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from ecom_lakehouse import layout
 from ecom_lakehouse.catalog import CatalogResource
-from ecom_lakehouse.checks import TableCheck, render, table_checks
+from ecom_lakehouse.checks import table_checks
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.delta import table_exists, table_row_count
+from ecom_lakehouse.delta import table_exists
 from ecom_lakehouse.jobs import ingest_job_name
+from ecom_lakehouse.merge_engines import LocalMergeEngineResource
 from ecom_lakehouse.pipeline import (
     FileRejected,
     SourceMissing,
     archive_file,
-    load_file,
     validate_file,
 )
 from ecom_lakehouse.resources import LakeResource
-from ecom_lakehouse.sql_engines import SqlEngineResource, SqlError
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.sql_engines import SqlEngineResource
 
 CATALOG_POOL = "catalog"
 
@@ -60,27 +59,6 @@ class DatasetAssets:
     assets: list[dg.AssetsDefinition]
     ingest_job: UnresolvedAssetJobDefinition
     catalog_key: dg.AssetKey
-
-
-def run_table_checks(
-    lake: Lake, sql: SqlEngineResource, checks: list[TableCheck], expected_rows: int
-) -> list[dg.AssetCheckResult]:
-    results = []
-    for check in checks:
-        severity = dg.AssetCheckSeverity.ERROR if check.error else dg.AssetCheckSeverity.WARN
-        try:
-            offending = sql.scalar(
-                lake, render(check, lambda ds: sql.table_ref(lake, ds), expected_rows)
-            )
-            passed, metadata = offending == 0, {"offending_rows": offending}
-        except SqlError as exc:  # e.g. a referenced table that does not exist yet
-            passed, metadata = False, {"error": str(exc)}
-        results.append(
-            dg.AssetCheckResult(
-                check_name=check.name, passed=passed, severity=severity, metadata=metadata
-            )
-        )
-    return results
 
 
 def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
@@ -171,31 +149,18 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
         ],
     )
     def table(
-        context: dg.AssetExecutionContext, lake: LakeResource, sql: SqlEngineResource
+        context: dg.AssetExecutionContext,
+        lake: LakeResource,
+        sql: SqlEngineResource,
+        merge_engine: LocalMergeEngineResource,
     ) -> dg.MaterializeResult:
-        the_lake = lake.lake()
-        uri = the_lake.url(layout.table_path(ds))
-        rows_before = table_row_count(uri, the_lake.storage_options()) or 0
-        loaded = load_file(the_lake, contract, context.partition_key)
-        o = loaded.outcome
-        if o.already_committed:
-            context.log.info(
-                f"{context.partition_key} was already committed (table version "
-                f"{o.table_version}): nothing written"
-            )
-        return dg.MaterializeResult(
+        result = merge_engine.load(context, lake.lake(), sql, contract, checks)
+        return result._replace(
             metadata={
-                "rows_inserted": o.inserted,
-                "rows_updated": o.updated,
-                "rows_unchanged": o.unchanged,
-                "already_committed": o.already_committed,
-                "table_version": o.table_version,
-                "source_etag": loaded.etag,
-                "dagster/uri": uri,
-                "dagster/row_count": table_row_count(uri, the_lake.storage_options()) or 0,
+                **(result.metadata or {}),
+                "dagster/uri": lake.lake().url(layout.table_path(ds)),
                 "dagster/column_schema": column_schema(contract),
-            },
-            check_results=run_table_checks(the_lake, sql, checks, rows_before + o.inserted),
+            }
         )
 
     @dg.asset(

@@ -125,3 +125,22 @@ def generate(out_dir: Path, *, orders: int, products: int, days: int, start, see
         ("order_items", files.order_items),
     ):
         click.echo(f"{path}: {files.rows[name]} rows")
+
+
+@main.command("package-spark")
+def package_spark() -> None:
+    """Build the Spark job's package and upload it under scripts/<version>/ in the lake.
+
+    The version is a hash of the content: a running job never sees a file change. Prints the
+    URI to set as LAKEHOUSE_SPARK_SCRIPTS_URI (and as the Glue job's script location).
+    """
+    from ecom_lakehouse.spark import package
+
+    lake = Lake.from_env()
+    built = package.build()
+    written = package.upload(lake, built)
+    for key in written:
+        click.echo(f"uploaded {lake.url(key)}", err=True)
+    if not written:
+        click.echo(f"version {built.version} is already uploaded", err=True)
+    click.echo(built.uri(lake))

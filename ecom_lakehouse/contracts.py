@@ -12,8 +12,8 @@ from functools import cached_property
 import pyarrow as pa
 
 # Logical type -> (DuckDB SQL type used to cast raw text, Arrow type stored in Delta, the
-# Glue/Hive type Athena reads). Timestamps are UTC and timezone-aware so tables stay on Delta
-# reader version 1.
+# Glue/Hive type Athena reads, which is also the Spark SQL type the Spark job casts to).
+# Timestamps are UTC and timezone-aware so tables stay on Delta reader version 1.
 LOGICAL_TYPES: dict[str, tuple[str, pa.DataType, str]] = {
     "bigint": ("BIGINT", pa.int64(), "bigint"),
     "int": ("INTEGER", pa.int32(), "int"),
@@ -52,7 +52,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Rule:
-    """A business rule: a SQL boolean expression over the typed columns.
+    """A business rule: a SQL boolean expression over the typed columns, written in the SQL
+    that DuckDB (validation) and Spark (the Spark job) both read, with timestamps in UTC.
 
     A row breaks the rule when the expression is false; NULL counts as passing, because
     missing values are the job of the `required` flag, not of every rule.
@@ -127,7 +128,7 @@ ORDER_TIME_COLUMNS = (
 ORDER_TIME_RULES = (
     Rule(
         "order_timestamp_in_range",
-        "order_timestamp BETWEEN TIMESTAMPTZ '2000-01-01 00:00:00+00' AND now() + INTERVAL 1 DAY",
+        "order_timestamp BETWEEN TIMESTAMP '2000-01-01 00:00:00' AND now() + INTERVAL 1 DAY",
     ),
     Rule("date_matches_order_timestamp", "date = CAST(order_timestamp AS DATE)"),
 )

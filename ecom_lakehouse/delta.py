@@ -10,64 +10,20 @@ of a key wins, even if it reverts an earlier change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
-
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from ecom_lakehouse.contracts import DatasetContract
-
-
-@dataclass(frozen=True)
-class MergeOutcome:
-    inserted: int
-    updated: int
-    unchanged: int
-    table_version: int
-    already_committed: bool  # this upload's txn was in the table: nothing was written
-
-    @property
-    def loaded(self) -> int:
-        return self.inserted + self.updated + self.unchanged
-
-
-def app_id(dataset: str, file_key: str, etag: str) -> str:
-    # The ETag is part of the id because S3 last-modified times have one-second resolution:
-    # two different uploads within a second must not look like one.
-    return f"ecom-lakehouse/{dataset}/{file_key}@{etag}"
-
-
-def merge_predicate(contract: DatasetContract, batch: pa.Table | None = None) -> str:
-    """Match on the key, and on the partition column: a key's date never changes (an order is
-    placed once). The batch's partition values are spelled out as literals, which lets delta-rs
-    skip every other partition's files without scanning them (0.03 s instead of 0.6 s into a
-    2M-row table in benchmarks/incremental.py)."""
-    keys = [contract.primary_key]
-    if contract.partition_by:
-        keys.append(contract.partition_by)
-    predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    if contract.partition_by and batch is not None and batch.num_rows:
-        values = pc.unique(batch.column(contract.partition_by).drop_null()).to_pylist()
-        if values:
-            literals = ", ".join(_sql_literal(v) for v in sorted(values))
-            predicate += f" AND t.{contract.partition_by} IN ({literals})"
-    return predicate
-
-
-def _sql_literal(value: object) -> str:
-    if isinstance(value, date):
-        return f"DATE '{value.isoformat()}'"
-    if isinstance(value, int):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def changed_predicate(contract: DatasetContract) -> str:
-    """Only rows whose values differ are rewritten: re-loading a file changes nothing."""
-    return " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in contract.value_columns)
+from ecom_lakehouse.merge_spec import (
+    SOURCE,
+    TARGET,
+    MergeOutcome,
+    changed_predicate,
+    merge_predicate,
+    txn_app_id,
+)
 
 
 def open_or_create(
@@ -130,7 +86,7 @@ def merge_batch(
     upload_version: int,
 ) -> MergeOutcome:
     table = open_or_create(contract, uri, storage_options)
-    txn_app = app_id(contract.name, file_key, etag)
+    txn_app = txn_app_id(contract.name, file_key, etag)
     committed = table.transaction_version(txn_app)
     if committed is not None and committed >= upload_version:
         return MergeOutcome(0, 0, 0, table.version(), already_committed=True)
@@ -153,9 +109,9 @@ def merge_batch(
     metrics = (
         table.merge(
             batch.cast(contract.arrow_schema),
-            predicate=merge_predicate(contract, batch),
-            source_alias="s",
-            target_alias="t",
+            predicate=merge_predicate(contract, _partition_values(contract, batch)),
+            source_alias=SOURCE,
+            target_alias=TARGET,
             commit_properties=commit,
         )
         .when_matched_update_all(predicate=changed_predicate(contract))
@@ -192,6 +148,12 @@ def _commit_txn_only(table: DeltaTable, txn_app: str, upload_version: int, file_
     )
     table.update_incremental()
     return table.version()
+
+
+def _partition_values(contract: DatasetContract, batch: pa.Table) -> list[object]:
+    if not contract.partition_by or not batch.num_rows:
+        return []
+    return pc.unique(batch.column(contract.partition_by).drop_null()).to_pylist()
 
 
 def table_exists(uri: str, storage_options: dict[str, str]) -> bool:

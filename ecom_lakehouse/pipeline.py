@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 
 from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.delta import MergeOutcome, merge_batch
+from ecom_lakehouse.delta import merge_batch
+from ecom_lakehouse.merge_spec import MergeOutcome
 from ecom_lakehouse.readers import UnreadableFile, detect_format, iter_parts
 from ecom_lakehouse.storage import Lake, ObjectChanged, ObjectInfo
 from ecom_lakehouse.validation import InvalidSchema, ValidationResult, validate

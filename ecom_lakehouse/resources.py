@@ -1,7 +1,9 @@
 """Resources, chosen per environment in this one place, from environment variables.
 
 ``LAKEHOUSE_ENV`` picks the profile: ``local`` (default: DuckDB catalog and checks, the log for
-notifications) or ``aws`` (Glue Data Catalog, Athena checks, SNS). ``LAKEHOUSE_URI`` picks the
+notifications, delta-rs merges) or ``aws`` (Glue Data Catalog, Athena checks, SNS, merges as
+the Spark job on Glue). ``LAKEHOUSE_MERGE_ENGINE`` (``local``, ``glue``, ``emr-serverless``)
+overrides the merge engine of either profile. ``LAKEHOUSE_URI`` picks the
 lake (a local folder by default, or ``s3://bucket``); ``AWS_ENDPOINT_URL`` and ``AWS_REGION``
 point every AWS client at one endpoint and region. No credentials live in code: boto3, delta-rs
 and DuckDB take them from the environment's usual chain.
@@ -9,10 +11,16 @@ and DuckDB take them from the environment's usual chain.
 
 import os
 from collections.abc import Callable, Mapping
+from urllib.parse import urlparse
 
 import dagster as dg
 
 from ecom_lakehouse.catalog import CatalogResource, GlueCatalogResource
+from ecom_lakehouse.merge_engines import (
+    EmrServerlessMergeEngineResource,
+    GlueMergeEngineResource,
+    LocalMergeEngineResource,
+)
 from ecom_lakehouse.notify import NotifierResource, SnsNotifierResource
 from ecom_lakehouse.sql_engines import AthenaEngineResource, SqlEngineResource
 from ecom_lakehouse.storage import Lake, normalize_uri
@@ -68,6 +76,51 @@ def _aws(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResourc
     }
 
 
+class MissingSetting(ValueError):
+    pass
+
+
+def _setting(env: Mapping[str, str], name: str, engine: str) -> str:
+    value = env.get(name)
+    if not value:
+        raise MissingSetting(
+            f"LAKEHOUSE_MERGE_ENGINE={engine} needs {name} (or set LAKEHOUSE_MERGE_ENGINE=local)"
+        )
+    return value
+
+
+def _spark_settings(env: Mapping[str, str], lake: Lake, engine: str) -> dict[str, str | None]:
+    return {
+        "scripts_uri": _setting(env, "LAKEHOUSE_SPARK_SCRIPTS_URI", engine),
+        "tables": env.get("LAKEHOUSE_SPARK_TABLES", "spark"),
+        "endpoint_url": lake.endpoint_url,
+        "region": lake.region,
+    }
+
+
+def _pipes_bucket(env: Mapping[str, str], lake: Lake) -> str:
+    """Where Pipes context and messages go for Glue: the lake's bucket unless set apart."""
+    if env.get("LAKEHOUSE_PIPES_BUCKET") or not lake.is_s3:
+        return _setting(env, "LAKEHOUSE_PIPES_BUCKET", "glue")
+    return urlparse(lake.uri).netloc
+
+
+MERGE_ENGINES: dict[str, Callable[[Mapping[str, str], Lake], LocalMergeEngineResource]] = {
+    "local": lambda env, lake: LocalMergeEngineResource(),
+    "glue": lambda env, lake: GlueMergeEngineResource(
+        job_name=_setting(env, "LAKEHOUSE_GLUE_JOB_NAME", "glue"),
+        pipes_bucket=_pipes_bucket(env, lake),
+        **_spark_settings(env, lake, "glue"),
+    ),
+    "emr-serverless": lambda env, lake: EmrServerlessMergeEngineResource(
+        application_id=_setting(env, "LAKEHOUSE_EMR_APPLICATION_ID", "emr-serverless"),
+        execution_role_arn=_setting(env, "LAKEHOUSE_EMR_EXECUTION_ROLE_ARN", "emr-serverless"),
+        **_spark_settings(env, lake, "emr-serverless"),
+    ),
+}
+DEFAULT_MERGE_ENGINE = {"local": "local", "aws": "glue"}
+
+
 PROFILES: dict[str, Callable[[Mapping[str, str], Lake], dict[str, dg.ConfigurableResource]]] = {
     "local": _local,
     "aws": _aws,
@@ -83,7 +136,13 @@ def build_resources(environ: Mapping[str, str] = os.environ) -> dict[str, object
     if profile not in PROFILES:
         raise UnknownProfile(f"LAKEHOUSE_ENV={profile!r}: expected one of {sorted(PROFILES)}")
     lake = Lake.from_env(environ)
+    engine = environ.get("LAKEHOUSE_MERGE_ENGINE") or DEFAULT_MERGE_ENGINE[profile]
+    if engine not in MERGE_ENGINES:
+        raise UnknownProfile(
+            f"LAKEHOUSE_MERGE_ENGINE={engine!r}: expected one of {sorted(MERGE_ENGINES)}"
+        )
     return {
         "lake": LakeResource(uri=lake.uri, endpoint_url=lake.endpoint_url, region=lake.region),
+        "merge_engine": MERGE_ENGINES[engine](environ, lake),
         **PROFILES[profile](environ, lake),
     }

@@ -1,0 +1,1 @@
+"""ecom-lakehouse: landed files to Delta Lake tables, orchestrated by Dagster."""

@@ -1,0 +1,222 @@
+"""Merge engines: how a validated file reaches its Delta table. Chosen by configuration
+(``LAKEHOUSE_MERGE_ENGINE``: ``local``, ``glue`` or ``emr-serverless``); the assets call
+``load`` and do not change.
+
+``local`` runs delta-rs in the Dagster process. ``glue`` and ``emr-serverless`` launch the
+Spark job (``ecom_lakehouse.spark.job``) through Dagster Pipes; the job reports the
+materialization's metadata and the asset checks' results, and the launcher adds the run's id
+and console link.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from ecom_lakehouse import layout
+from ecom_lakehouse.aws import aws_client
+from ecom_lakehouse.checks import TableCheck, render
+from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.delta import table_row_count
+from ecom_lakehouse.pipeline import META_ETAG, META_UPLOAD_VERSION, load_file
+from ecom_lakehouse.spark.package import ENTRY_SCRIPT, PACKAGE_ZIP
+from ecom_lakehouse.sql_engines import SqlEngineResource, SqlError
+from ecom_lakehouse.storage import Lake
+
+# Glue 5 and EMR 7 ship Delta Lake; these confs turn it on in the Spark session.
+DELTA_SPARK_CONFS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def run_table_checks(
+    lake: Lake, sql: SqlEngineResource, checks: list[TableCheck], expected_rows: int
+) -> list[dg.AssetCheckResult]:
+    results = []
+    for check in checks:
+        severity = dg.AssetCheckSeverity.ERROR if check.error else dg.AssetCheckSeverity.WARN
+        try:
+            offending = sql.scalar(
+                lake, render(check, lambda ds: sql.table_ref(lake, ds), expected_rows)
+            )
+            passed, metadata = offending == 0, {"offending_rows": offending}
+        except SqlError as exc:  # e.g. a referenced table that does not exist yet
+            passed, metadata = False, {"error": str(exc)}
+        results.append(
+            dg.AssetCheckResult(
+                check_name=check.name, passed=passed, severity=severity, metadata=metadata
+            )
+        )
+    return results
+
+
+class LocalMergeEngineResource(dg.ConfigurableResource):
+    """delta-rs in the Dagster process; the checks' SQL on the SQL engine resource."""
+
+    def load(
+        self,
+        context: dg.AssetExecutionContext,
+        lake: Lake,
+        sql: SqlEngineResource,
+        contract: DatasetContract,
+        checks: list[TableCheck],
+    ) -> dg.MaterializeResult:
+        uri = lake.url(layout.table_path(contract.name))
+        rows_before = table_row_count(uri, lake.storage_options()) or 0
+        loaded = load_file(lake, contract, context.partition_key)
+        o = loaded.outcome
+        if o.already_committed:
+            context.log.info(
+                f"{context.partition_key} was already committed (table version "
+                f"{o.table_version}): nothing written"
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "rows_inserted": o.inserted,
+                "rows_updated": o.updated,
+                "rows_unchanged": o.unchanged,
+                "already_committed": o.already_committed,
+                "table_version": o.table_version,
+                "source_etag": loaded.etag,
+                "engine": "local (delta-rs)",
+                "dagster/row_count": table_row_count(uri, lake.storage_options()) or 0,
+            },
+            check_results=run_table_checks(lake, sql, checks, rows_before + o.inserted),
+        )
+
+
+def job_arguments(lake: Lake, contract: DatasetContract, file_key: str) -> dict[str, str]:
+    """The Spark job's own arguments for one upload (its ETag and version are read from the
+    validated Parquet's footer, where validation recorded them)."""
+    data, _ = lake.read(layout.validated_key(contract.name, file_key))
+    meta = pq.read_schema(io.BytesIO(data)).metadata or {}
+    return {
+        "--dataset": contract.name,
+        "--lakehouse-uri": lake.uri,
+        "--file-key": file_key,
+        "--etag": meta[META_ETAG].decode(),
+        "--upload-version": meta[META_UPLOAD_VERSION].decode(),
+    }
+
+
+class _SparkMergeEngine(LocalMergeEngineResource):
+    """What the Spark launchers share: where the job's package lives and how to reach AWS."""
+
+    scripts_uri: str  # s3://bucket/scripts/<version>, as `ecom-lakehouse package-spark` prints
+    tables: str = "spark"  # "delta-rs" where Spark has no Delta jars (tests)
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.endpoint_url, self.region)
+
+    @property
+    def package_uri(self) -> str:
+        return f"{self.scripts_uri.rstrip('/')}/{PACKAGE_ZIP}"
+
+
+class GlueMergeEngineResource(_SparkMergeEngine):
+    """The Spark job on AWS Glue 5 (the default in AWS): Pipes context and messages in S3."""
+
+    job_name: str
+    pipes_bucket: str
+    message_interval_s: float = 5.0
+
+    def pipes_client(self) -> Any:
+        from dagster_aws.pipes import (
+            PipesGlueClient,
+            PipesS3ContextInjector,
+            PipesS3MessageReader,
+        )
+
+        s3 = self.client("s3")
+        return PipesGlueClient(
+            client=self.client("glue"),
+            context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket, client=s3),
+            message_reader=PipesS3MessageReader(
+                bucket=self.pipes_bucket, client=s3, interval=self.message_interval_s
+            ),
+        )
+
+    def start_job_run_params(self, arguments: dict[str, str]) -> dict[str, Any]:
+        confs = " --conf ".join(f"{k}={v}" for k, v in DELTA_SPARK_CONFS.items())
+        return {
+            "JobName": self.job_name,
+            "Arguments": {
+                **arguments,
+                "--tables": self.tables,
+                "--pipes": "s3",
+                "--extra-py-files": self.package_uri,
+                "--datalake-formats": "delta",
+                # Glue takes one --conf: the others ride in its value
+                "--conf": confs,
+                "--additional-python-modules": _pipes_requirement(),
+            },
+        }
+
+    def load(self, context, lake, sql, contract, checks) -> dg.MaterializeResult:
+        params = self.start_job_run_params(job_arguments(lake, contract, context.partition_key))
+        invocation = self.pipes_client().run(context=context, start_job_run_params=params)
+        return invocation.get_materialize_result()
+
+
+class EmrServerlessMergeEngineResource(_SparkMergeEngine):
+    """The Spark job on EMR Serverless 7: Pipes parameters in the driver's environment,
+    messages on stdout, read back from CloudWatch."""
+
+    application_id: str
+    execution_role_arn: str
+    log_group: str = "/aws/emr-serverless/ecom-lakehouse"
+
+    def pipes_client(self) -> Any:
+        from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesEMRServerlessClient
+
+        return PipesEMRServerlessClient(
+            client=self.client("emr-serverless"),
+            message_reader=PipesCloudWatchMessageReader(client=self.client("logs")),
+        )
+
+    def start_job_run_params(self, arguments: dict[str, str]) -> dict[str, Any]:
+        confs = "".join(f" --conf {k}={v}" for k, v in DELTA_SPARK_CONFS.items())
+        return {
+            "applicationId": self.application_id,
+            "executionRoleArn": self.execution_role_arn,
+            "jobDriver": {
+                "sparkSubmit": {
+                    "entryPoint": f"{self.scripts_uri.rstrip('/')}/{ENTRY_SCRIPT}",
+                    "entryPointArguments": [
+                        *(x for item in arguments.items() for x in item),
+                        *("--tables", self.tables, "--pipes", "env"),
+                    ],
+                    # EMR 7 ships the Delta jars here
+                    "sparkSubmitParameters": (
+                        f"--py-files {self.package_uri}"
+                        " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,"
+                        "/usr/share/aws/delta/lib/delta-storage.jar" + confs
+                    ),
+                }
+            },
+            "configurationOverrides": {
+                "monitoringConfiguration": {
+                    "cloudWatchLoggingConfiguration": {
+                        "enabled": True,
+                        "logGroupName": self.log_group,
+                    }
+                }
+            },
+        }
+
+    def load(self, context, lake, sql, contract, checks) -> dg.MaterializeResult:
+        params = self.start_job_run_params(job_arguments(lake, contract, context.partition_key))
+        invocation = self.pipes_client().run(context=context, start_job_run_params=params)
+        return invocation.get_materialize_result()
+
+
+def _pipes_requirement() -> str:
+    from dagster_pipes.version import __version__
+
+    return f"dagster-pipes=={__version__}"

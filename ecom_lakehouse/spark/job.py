@@ -1,0 +1,136 @@
+"""The Spark job: one upload's validated rows merged into its Delta table, reported back to
+Dagster through Pipes. Run by AWS Glue (the script the job points at calls ``main``) or EMR
+Serverless (the same, as the entry point), with this package on the Python path.
+
+    --dataset orders --lakehouse-uri s3://bucket --file-key orders/day.xlsx
+    --etag ... --upload-version ...   [--tables spark|delta-rs] [--pipes s3|env]
+
+``--pipes s3``: Pipes parameters on the command line, context and messages in S3 (Glue);
+``--pipes env``: parameters in environment variables, messages on stdout for CloudWatch (EMR
+Serverless). Unknown arguments (Glue adds its own) are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from dagster_pipes import (
+    PipesCliArgsParamsLoader,
+    PipesContext,
+    PipesContextLoader,
+    PipesDefaultContextLoader,
+    PipesDefaultMessageWriter,
+    PipesEnvVarParamsLoader,
+    PipesMessageWriter,
+    PipesParamsLoader,
+    PipesS3ContextLoader,
+    PipesS3MessageWriter,
+    open_dagster_pipes,
+)
+from pyspark.sql import SparkSession
+
+from ecom_lakehouse import layout
+from ecom_lakehouse.checks import table_checks
+from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.spark.batch import ValidatedInput, prepare, read_validated
+from ecom_lakehouse.spark.tables import DeltaRsTables, SparkDeltaTables, Tables
+
+Transport = tuple[PipesParamsLoader, PipesContextLoader, PipesMessageWriter]
+
+
+def _s3_transport() -> Transport:
+    import boto3
+
+    s3 = boto3.client("s3")
+    return (
+        PipesCliArgsParamsLoader(),
+        PipesS3ContextLoader(s3),
+        PipesS3MessageWriter(s3, interval=1),
+    )
+
+
+def _env_transport() -> Transport:
+    return PipesEnvVarParamsLoader(), PipesDefaultContextLoader(), PipesDefaultMessageWriter()
+
+
+PIPES: dict[str, Callable[[], Transport]] = {"s3": _s3_transport, "env": _env_transport}
+
+
+def _spark_tables(spark: SparkSession, lake_uri: str) -> Tables:
+    return SparkDeltaTables(spark, lambda ds: f"{lake_uri.rstrip('/')}/{layout.table_path(ds)}")
+
+
+TABLES: dict[str, Callable[[SparkSession, str], Tables]] = {
+    "spark": _spark_tables,
+    "delta-rs": lambda spark, lake_uri: DeltaRsTables(lake_uri),
+}
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ecom-lakehouse-spark-job", description=__doc__)
+    parser.add_argument("--dataset", required=True, choices=sorted(CONTRACTS))
+    parser.add_argument("--lakehouse-uri", required=True)
+    parser.add_argument("--file-key", required=True)
+    parser.add_argument("--etag", required=True)
+    parser.add_argument("--upload-version", required=True, type=int)
+    parser.add_argument("--tables", default="spark", choices=sorted(TABLES))
+    parser.add_argument("--pipes", default="s3", choices=sorted(PIPES))
+    args, _ = parser.parse_known_args(argv)
+    return args
+
+
+def load(spark: SparkSession, args: argparse.Namespace, pipes: PipesContext) -> None:
+    contract = CONTRACTS[args.dataset]
+    lake_uri = args.lakehouse_uri.rstrip("/")
+    validated = f"{lake_uri}/{layout.validated_key(contract.name, args.file_key)}"
+    batch = prepare(
+        read_validated(spark, [ValidatedInput(validated, args.upload_version)]), contract
+    )
+    tables = TABLES[args.tables](spark, lake_uri)
+    rows_before = tables.row_count(contract)
+    outcome = tables.merge(
+        contract,
+        batch,
+        file_key=args.file_key,
+        etag=args.etag,
+        upload_version=args.upload_version,
+    )
+    if outcome.already_committed:
+        pipes.log.info(f"{args.file_key} was already committed: nothing written")
+    pipes.report_asset_materialization(
+        metadata={
+            "rows_inserted": outcome.inserted,
+            "rows_updated": outcome.updated,
+            "rows_unchanged": outcome.unchanged,
+            "already_committed": outcome.already_committed,
+            "table_version": outcome.table_version,
+            "source_etag": args.etag,
+            "engine": {"raw_value": f"spark ({args.tables})", "type": "text"},
+            "dagster/row_count": tables.row_count(contract),
+        }
+    )
+    for check in table_checks(contract):
+        offending = tables.offending_rows(check, rows_before + outcome.inserted)
+        pipes.report_asset_check(
+            check_name=check.name,
+            passed=offending == 0,
+            severity="ERROR" if check.error else "WARN",
+            metadata={"offending_rows": offending},
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    params_loader, context_loader, message_writer = PIPES[args.pipes]()
+    with open_dagster_pipes(
+        params_loader=params_loader, context_loader=context_loader, message_writer=message_writer
+    ) as pipes:
+        spark = SparkSession.builder.appName(f"ecom-lakehouse {args.dataset}").getOrCreate()
+        spark.conf.set("spark.sql.session.timeZone", "UTC")  # the contracts' timestamps are UTC
+        load(spark, args, pipes)
+
+
+if __name__ == "__main__":
+    main()

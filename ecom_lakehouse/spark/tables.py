@@ -1,0 +1,135 @@
+"""Where the Spark job commits: Delta Lake through Spark SQL (Glue 5 / EMR 7, which ship the
+Delta jars), or delta-rs from the driver where the jars are missing (this repository's tests;
+they cannot be downloaded here). Both give the local engine's outcome and run the same checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from pyspark.sql import DataFrame, SparkSession
+
+from ecom_lakehouse.checks import TableCheck, render
+from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.merge_spec import MergeOutcome, merge_statement, txn_app_id
+from ecom_lakehouse.spark.batch import ddl, partition_values
+
+# Delta Lake's idempotent writes for SQL DML: a commit carrying an (app id, version) at or below
+# the one recorded in the table is skipped.
+TXN_APP_ID = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION = "spark.databricks.delta.write.txnVersion"
+SOURCE_VIEW = "ecom_lakehouse_batch"
+
+
+class Tables(Protocol):
+    def row_count(self, contract: DatasetContract) -> int: ...
+
+    def merge(
+        self,
+        contract: DatasetContract,
+        batch: DataFrame,
+        *,
+        file_key: str,
+        etag: str,
+        upload_version: int,
+    ) -> MergeOutcome: ...
+
+    def offending_rows(self, check: TableCheck, expected_rows: int) -> int: ...
+
+
+class SparkDeltaTables:
+    """Delta Lake through Spark SQL: ``delta.`<uri>``` tables, a MERGE with the upload's txn."""
+
+    def __init__(self, spark: SparkSession, table_uri: Callable[[str], str]) -> None:
+        self.spark = spark
+        self.table_uri = table_uri
+
+    def _ref(self, dataset: str) -> str:
+        return f"delta.`{self.table_uri(dataset)}`"
+
+    def _create(self, contract: DatasetContract) -> None:
+        partitioned = f" PARTITIONED BY ({contract.partition_by})" if contract.partition_by else ""
+        self.spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {self._ref(contract.name)} ({ddl(contract)})"
+            f" USING DELTA{partitioned}"
+        )
+
+    def _last_commit(self, contract: DatasetContract) -> dict:
+        row = self.spark.sql(f"DESCRIBE HISTORY {self._ref(contract.name)} LIMIT 1").first()
+        return row.asDict() if row else {}
+
+    def row_count(self, contract: DatasetContract) -> int:
+        self._create(contract)
+        return self.spark.sql(f"SELECT count(*) FROM {self._ref(contract.name)}").first()[0]
+
+    def merge(self, contract, batch, *, file_key, etag, upload_version) -> MergeOutcome:
+        self._create(contract)
+        before = self._last_commit(contract).get("version")
+        batch.createOrReplaceTempView(SOURCE_VIEW)
+        self.spark.conf.set(TXN_APP_ID, txn_app_id(contract.name, file_key, etag))
+        self.spark.conf.set(TXN_VERSION, str(upload_version))
+        try:
+            self.spark.sql(
+                merge_statement(
+                    contract,
+                    self._ref(contract.name),
+                    SOURCE_VIEW,
+                    partition_values(batch, contract),
+                )
+            )
+        finally:
+            self.spark.conf.unset(TXN_APP_ID)
+            self.spark.conf.unset(TXN_VERSION)
+        commit = self._last_commit(contract)
+        if commit.get("version") == before:  # skipped: this upload's txn was in the table
+            return MergeOutcome(0, 0, 0, int(before or 0), already_committed=True)
+        metrics = commit.get("operationMetrics") or {}
+        inserted = int(metrics.get("numTargetRowsInserted", 0))
+        updated = int(metrics.get("numTargetRowsUpdated", 0))
+        source_rows = int(metrics.get("numSourceRows", 0))
+        return MergeOutcome(
+            inserted, updated, source_rows - inserted - updated, int(commit["version"]), False
+        )
+
+    def offending_rows(self, check: TableCheck, expected_rows: int) -> int:
+        return int(self.spark.sql(render(check, self._ref, expected_rows)).first()[0])
+
+
+class DeltaRsTables:
+    """delta-rs from the driver, with the checks' SQL on DuckDB: the local engine's own code,
+    for where the Delta jars are not on the classpath."""
+
+    def __init__(self, lake_uri: str) -> None:
+        from ecom_lakehouse.sql_engines import SqlEngineResource
+        from ecom_lakehouse.storage import Lake
+
+        self.lake = Lake(lake_uri)
+        self.sql = SqlEngineResource()
+
+    def _uri(self, contract: DatasetContract) -> str:
+        from ecom_lakehouse import layout
+
+        return self.lake.url(layout.table_path(contract.name))
+
+    def row_count(self, contract: DatasetContract) -> int:
+        from ecom_lakehouse.delta import table_row_count
+
+        return table_row_count(self._uri(contract), self.lake.storage_options()) or 0
+
+    def merge(self, contract, batch, *, file_key, etag, upload_version) -> MergeOutcome:
+        from ecom_lakehouse.delta import merge_batch
+
+        return merge_batch(
+            contract,
+            self._uri(contract),
+            self.lake.storage_options(),
+            batch.toArrow(),
+            file_key=file_key,
+            etag=etag,
+            upload_version=upload_version,
+        )
+
+    def offending_rows(self, check: TableCheck, expected_rows: int) -> int:
+        sql = render(check, lambda ds: self.sql.table_ref(self.lake, ds), expected_rows)
+        return int(self.sql.scalar(self.lake, sql))

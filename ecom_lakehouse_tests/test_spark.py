@@ -1,0 +1,172 @@
+"""The Spark engine: its batch logic on local pyspark (same rows as the local engine), its
+MERGE statement through Spark's own SQL parser, and its package. The Delta jars cannot be
+downloaded here, so Spark never executes the MERGE itself (see the README)."""
+
+import io
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from datetime import date
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ecom_lakehouse import layout
+from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.delta import merge_batch
+from ecom_lakehouse.merge_spec import merge_statement
+from ecom_lakehouse.pipeline import validate_file
+from ecom_lakehouse.spark import package
+from ecom_lakehouse.spark.batch import BatchRejected, ValidatedInput, prepare, read_validated
+from ecom_lakehouse.spark.tables import SOURCE_VIEW
+from ecom_lakehouse.storage import Lake
+from ecom_lakehouse_tests.conftest import REGION, land, shared_file
+from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
+
+ORDERS = CONTRACTS["orders"]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("ecom-lakehouse-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+def validated(lake: Lake, dataset: str, file_key: str) -> tuple[str, pa.Table]:
+    """A landed file through the local engine's validation: its validated Parquet's URI and
+    the rows the local engine would merge."""
+    validate_file(lake, CONTRACTS[dataset], file_key)
+    key = layout.validated_key(dataset, file_key)
+    return lake.url(key), pq.read_table(io.BytesIO(lake.read(key)[0]))
+
+
+def rows(table: pa.Table, dataset: str) -> list[tuple]:
+    contract = CONTRACTS[dataset]
+    typed = table.select(list(contract.column_names)).cast(contract.arrow_schema)
+    return sorted(tuple(r.values()) for r in typed.to_pylist())
+
+
+@pytest.mark.parametrize(
+    ("dataset", "relative"),
+    [
+        ("products", "lab5/products.csv"),
+        ("orders", "lab5/orders_apr_2025.xlsx"),
+        ("order_items", "lab5/order_items_apr_2025.xlsx"),
+    ],
+)
+def test_the_spark_batch_is_the_local_engines_batch(spark, tmp_path, dataset, relative):
+    lake = Lake(str(tmp_path))
+    contract = CONTRACTS[dataset]
+    file_key = land(lake, contract.raw_folder, shared_file(relative)).removeprefix("raw/")
+    uri, local = validated(lake, dataset, file_key)
+    batch = prepare(read_validated(spark, [ValidatedInput(uri, 1)]), contract)
+    assert rows(batch.toArrow(), dataset) == rows(local, dataset)
+    assert len(local) > 0
+
+
+def test_several_files_in_one_batch_end_as_loading_them_one_by_one(spark, tmp_path):
+    lake = Lake(str(tmp_path))
+    day = "2025-04-01T10:00:00"
+    first = land(
+        lake, "orders", csv_bytes([ORDERS_HEADER, order(1, day, 5), order(2, day, 6)]), "a.csv"
+    )
+    second = land(
+        lake, "orders", csv_bytes([ORDERS_HEADER, order(2, day, 7), order(3, day, 8)]), "b.csv"
+    )
+    inputs, table_uri = [], str(tmp_path / "one_by_one")
+    for version, key in enumerate([first, second], start=1):
+        uri, batch = validated(lake, "orders", key.removeprefix("raw/"))
+        merge_batch(ORDERS, table_uri, {}, batch, file_key=key, etag="e", upload_version=version)
+        inputs.append(ValidatedInput(uri, version))
+    from deltalake import DeltaTable
+
+    one_by_one = DeltaTable(table_uri).to_pyarrow_table()
+    together = prepare(read_validated(spark, inputs), ORDERS).toArrow()
+    assert rows(together, "orders") == rows(one_by_one, "orders")
+    amounts = dict(
+        zip(together["order_id"].to_pylist(), together["total_amount"].to_pylist(), strict=True)
+    )
+    assert amounts == {1: Decimal("5.00"), 2: Decimal("7.00"), 3: Decimal("8.00")}
+
+
+def test_rows_that_break_the_contract_fail_the_batch_whole(spark, tmp_path):
+    broken = pa.table(
+        {
+            "order_num": [1, 1],
+            "order_id": [1, None],
+            "user_id": [7, 7],
+            "order_timestamp": pa.array([None, None], pa.timestamp("us", tz="UTC")).fill_null(
+                pa.scalar(0, pa.timestamp("us", tz="UTC"))
+            ),
+            "total_amount": pa.array([Decimal("-1.00"), Decimal("2.00")], pa.decimal128(12, 2)),
+            "date": pa.array([date(1970, 1, 1)] * 2),
+        }
+    )
+    path = tmp_path / "broken.parquet"
+    pq.write_table(broken, path)
+    with pytest.raises(BatchRejected) as error:
+        prepare(read_validated(spark, [ValidatedInput(str(path), 1)]), ORDERS).collect()
+    message = str(error.value)
+    assert "order_id: required: 1" in message
+    assert "rule total_amount_positive: 1" in message
+    assert "rule order_timestamp_in_range: 2" in message
+
+
+def test_the_merge_statement_is_spark_sql_with_pruning_literals(spark):
+    sql = merge_statement(
+        ORDERS,
+        "delta.`s3://lake/processed/orders`",
+        SOURCE_VIEW,
+        [date(2025, 4, 2), date(2025, 4, 1)],
+    )
+    plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql).toString()
+    assert plan.startswith("'MergeIntoTable")
+    assert "2025-04-01" in plan and "2025-04-02" in plan
+    assert "t.order_id = s.order_id" in sql and "IS DISTINCT FROM" in sql
+
+
+def test_the_package_is_versioned_by_content_and_imports_from_its_zip(tmp_path, moto_endpoint):
+    built = package.build()
+    assert package.build().version == built.version  # no build time in the bytes
+    zip_path = tmp_path / package.PACKAGE_ZIP
+    zip_path.write_bytes(built.files[package.PACKAGE_ZIP])
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "ecom_lakehouse/spark/job.py" in names and "ecom_lakehouse/contracts.py" in names
+    # -S: no site hooks, so this checkout's editable install cannot answer the import; the
+    # libraries come from site-packages, after the zip, as on a cluster
+    libraries = sysconfig.get_paths()["purelib"]
+    where = subprocess.run(
+        [sys.executable, "-S", "-c", "import ecom_lakehouse.spark.job as j; print(j.__file__)"],
+        env={"PYTHONPATH": f"{zip_path}:{libraries}", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert where.startswith(str(zip_path))
+
+    from ecom_lakehouse.aws import aws_client
+
+    bucket = "scripts-test"
+    aws_client("s3", moto_endpoint, REGION).create_bucket(Bucket=bucket)
+    lake = Lake(f"s3://{bucket}", moto_endpoint, REGION)
+    written = package.upload(lake, built)
+    assert written == [
+        f"scripts/{built.version}/{package.PACKAGE_ZIP}",
+        f"scripts/{built.version}/{package.ENTRY_SCRIPT}",
+    ]
+    assert package.upload(lake, built) == []  # a version is written once
+    assert built.uri(lake) == f"s3://{bucket}/scripts/{built.version}"
