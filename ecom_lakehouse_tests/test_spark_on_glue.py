@@ -1,0 +1,166 @@
+"""A Pipes round trip with the Glue launcher: the Dagster asset starts a Glue job run on a moto
+server, and the job's packaged script runs here as Glue would run it (the run's arguments as
+its command line, the package on its Python path, Pipes context and messages in an S3 bucket
+on moto). Spark has no Delta jars here, so the job commits with delta-rs (``--tables
+delta-rs``); everything else is the job as shipped."""
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from deltalake import DeltaTable
+
+from ecom_lakehouse import layout
+from ecom_lakehouse.aws import aws_client
+from ecom_lakehouse.definitions import DATASETS
+from ecom_lakehouse.merge_engines import GlueMergeEngineResource
+from ecom_lakehouse.resources import build_resources
+from ecom_lakehouse.spark import package
+from ecom_lakehouse.storage import Lake
+from ecom_lakehouse_tests.conftest import REGION, land
+from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
+
+JOB = "ecom-lakehouse-merge"
+
+
+class GlueRunsHere:
+    """The moto Glue client, except that a job run executes the job's script in a local
+    process: the script and package are fetched from the scripts prefix in S3, as Glue would."""
+
+    def __init__(self, glue: Any, s3: Any, workdir: Path, env: dict[str, str]) -> None:
+        self._glue, self._s3, self._workdir, self._env = glue, s3, workdir, env
+        self.finished: dict[str, subprocess.CompletedProcess] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._glue, name)
+
+    def _fetch(self, uri: str) -> Path:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        path = self._workdir / Path(key).name
+        path.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return path
+
+    def start_job_run(self, **params: Any) -> dict:
+        run_id = self._glue.start_job_run(**params)["JobRunId"]
+        job = self._glue.get_job(JobName=params["JobName"])["Job"]
+        script = self._fetch(job["Command"]["ScriptLocation"])
+        zip_path = self._fetch(params["Arguments"]["--extra-py-files"])
+        argv = [x for item in params["Arguments"].items() for x in item]
+        # -S: the package comes from its zip, not from this checkout's editable install
+        libraries = sysconfig.get_paths()["purelib"]
+        self.finished[run_id] = subprocess.run(
+            [sys.executable, "-S", str(script), "--JOB_NAME", params["JobName"], *argv],
+            env={**self._env, "PYTHONPATH": f"{zip_path}:{libraries}"},
+            cwd=self._workdir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,  # a failed run is reported as Glue would: state FAILED
+        )
+        return {"JobRunId": run_id}
+
+    def get_job_run(self, JobName: str, RunId: str) -> dict:
+        response = self._glue.get_job_run(JobName=JobName, RunId=RunId)
+        done = self.finished[RunId]
+        if done.returncode != 0:
+            response["JobRun"]["JobRunState"] = "FAILED"
+            response["JobRun"]["ErrorMessage"] = done.stderr[-3000:]
+        return response
+
+
+class GlueHereEngine(GlueMergeEngineResource):
+    workdir: str
+
+    def client(self, service: str) -> Any:
+        client = super().client(service)
+        if service != "glue":
+            return client
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": self.workdir,
+            "AWS_ENDPOINT_URL": self.endpoint_url or "",
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        return GlueRunsHere(client, super().client("s3"), Path(self.workdir), env)
+
+
+@pytest.fixture
+def glue_env(moto_endpoint: str, tmp_path: Path) -> dict[str, str]:
+    bucket = f"glue-{tmp_path.name[-20:].lower().replace('_', '-')}"
+    s3 = aws_client("s3", moto_endpoint, REGION)
+    s3.create_bucket(Bucket=bucket)
+    built = package.build()
+    scripts = Lake(f"s3://{bucket}", moto_endpoint, REGION)
+    package.upload(scripts, built)
+    scripts_uri = built.uri(scripts)
+    aws_client("glue", moto_endpoint, REGION).create_job(
+        Name=JOB,
+        Role="arn:aws:iam::123456789012:role/glue",
+        Command={
+            "Name": "glueetl",
+            "ScriptLocation": f"{scripts_uri}/{package.ENTRY_SCRIPT}",
+            "PythonVersion": "3",
+        },
+        GlueVersion="5.0",
+    )
+    return {
+        # the lake is a folder: local Spark cannot read S3 (no hadoop-aws jars)
+        "LAKEHOUSE_URI": str(tmp_path / "lake"),
+        "LAKEHOUSE_MERGE_ENGINE": "glue",
+        "LAKEHOUSE_GLUE_JOB_NAME": JOB,
+        "LAKEHOUSE_SPARK_SCRIPTS_URI": scripts_uri,
+        "LAKEHOUSE_PIPES_BUCKET": bucket,
+        "LAKEHOUSE_SPARK_TABLES": "delta-rs",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_REGION": REGION,
+    }
+
+
+def test_the_glue_engine_is_chosen_by_configuration_alone(glue_env):
+    engine = build_resources(glue_env)["merge_engine"]
+    assert isinstance(engine, GlueMergeEngineResource)
+    params = engine.start_job_run_params({"--dataset": "orders"})
+    assert params["JobName"] == JOB
+    assert params["Arguments"]["--datalake-formats"] == "delta"
+    assert "DeltaSparkSessionExtension" in params["Arguments"]["--conf"]
+    assert params["Arguments"]["--extra-py-files"].endswith(package.PACKAGE_ZIP)
+
+
+def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_env, tmp_path):
+    resources = build_resources(glue_env)
+    engine = resources["merge_engine"]
+    settings = {**engine.model_dump(), "message_interval_s": 0.5}
+    resources["merge_engine"] = GlueHereEngine(**settings, workdir=str(tmp_path))
+    lake = Lake(glue_env["LAKEHOUSE_URI"])
+    day = "2025-04-01T10:00:00"
+    key = land(lake, "orders", csv_bytes([ORDERS_HEADER, order(1, day), order(2, day)]), "d.csv")
+    file_key = key.removeprefix("raw/")
+    orders = DATASETS["orders"]
+    validated, table = orders.assets[0], orders.assets[1]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(orders.partitions.name, [file_key])
+        result = dg.materialize(
+            [validated, table],
+            partition_key=file_key,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+        runs = resources["merge_engine"].client("glue").get_job_runs(JobName=JOB)["JobRuns"]
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    (materialization,) = result.asset_materializations_for_node(table.node_def.name)
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert (metadata["rows_inserted"], metadata["rows_updated"]) == (2, 0)
+    assert metadata["engine"] == "spark (delta-rs)"
+    assert metadata["AWS Glue Job Run ID"] == runs[0]["Id"]
+    assert "console.aws.amazon.com/gluestudio" in metadata["AWS Glue Job Run URL"]
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"row_count_reconciles": True, "order_id_unique_and_not_null": True}
+    table_rows = DeltaTable(lake.url(layout.table_path("orders"))).to_pyarrow_table()
+    assert sorted(table_rows["order_id"].to_pylist()) == [1, 2]
