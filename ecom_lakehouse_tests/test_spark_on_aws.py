@@ -4,6 +4,7 @@ its command line, the package on its Python path, Pipes context and messages in 
 on moto). Spark has no Delta jars here, so the job commits with delta-rs (``--tables
 delta-rs``); everything else is the job as shipped."""
 
+import re
 import subprocess
 import sys
 import sysconfig
@@ -164,3 +165,50 @@ def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_
     assert checks == {"row_count_reconciles": True, "order_id_unique_and_not_null": True}
     table_rows = DeltaTable(lake.url(layout.table_path("orders"))).to_pyarrow_table()
     assert sorted(table_rows["order_id"].to_pylist()) == [1, 2]
+
+
+def test_the_emr_serverless_launch_is_accepted_as_configured(moto_endpoint, tmp_path):
+    emr = aws_client("emr-serverless", moto_endpoint, REGION)
+    application = emr.create_application(name="lake", releaseLabel="emr-7.5.0", type="SPARK")
+    env = {
+        "LAKEHOUSE_URI": "s3://lake-emr",
+        "LAKEHOUSE_MERGE_ENGINE": "emr-serverless",
+        "LAKEHOUSE_EMR_APPLICATION_ID": application["applicationId"],
+        "LAKEHOUSE_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/emr",
+        "LAKEHOUSE_SPARK_SCRIPTS_URI": "s3://lake-emr/scripts/abc123",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_REGION": REGION,
+    }
+    engine = build_resources(env)["merge_engine"]
+    params = engine.start_job_run_params({"--dataset": "orders", "--file-key": "orders/d.csv"})
+    run = emr.start_job_run(**params)
+    stored = emr.get_job_run(applicationId=run["applicationId"], jobRunId=run["jobRunId"])
+    driver = stored["jobRun"]["jobDriver"]["sparkSubmit"]
+    assert driver["entryPoint"] == f"s3://lake-emr/scripts/abc123/{package.ENTRY_SCRIPT}"
+    assert driver["entryPointArguments"][:4] == [
+        "--dataset",
+        "orders",
+        "--file-key",
+        "orders/d.csv",
+    ]
+    assert driver["entryPointArguments"][-2:] == ["--pipes", "env"]
+    assert (
+        f"--py-files s3://lake-emr/scripts/abc123/{package.PACKAGE_ZIP}"
+        in (driver["sparkSubmitParameters"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"LAKEHOUSE_MERGE_ENGINE": "spark"},
+            "expected one of ['emr-serverless', 'glue', 'local']",
+        ),
+        ({"LAKEHOUSE_MERGE_ENGINE": "glue"}, "needs LAKEHOUSE_GLUE_JOB_NAME"),
+        ({"LAKEHOUSE_ENV": "aws", "LAKEHOUSE_URI": "s3://b"}, "glue needs LAKEHOUSE_GLUE_JOB_NAME"),
+    ],
+)
+def test_a_missing_or_unknown_engine_setting_says_what_to_set(env, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_resources(env)
