@@ -13,6 +13,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyspark.sql.types import _parse_datatype_string
 
 from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import CONTRACTS
@@ -21,7 +22,7 @@ from ecom_lakehouse.merge_spec import merge_statement
 from ecom_lakehouse.pipeline import validate_file
 from ecom_lakehouse.spark import package
 from ecom_lakehouse.spark.batch import BatchRejected, ValidatedInput, prepare, read_validated
-from ecom_lakehouse.spark.tables import SOURCE_VIEW
+from ecom_lakehouse.spark.tables import SOURCE_VIEW, create_table_statement
 from ecom_lakehouse.storage import Lake
 from ecom_lakehouse_tests.conftest import REGION, land, shared_file
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
@@ -136,6 +137,17 @@ def test_the_merge_statement_is_spark_sql_with_pruning_literals(spark):
     assert plan.startswith("'MergeIntoTable")
     assert "2025-04-01" in plan and "2025-04-02" in plan
     assert "t.order_id = s.order_id" in sql and "IS DISTINCT FROM" in sql
+
+
+@pytest.mark.parametrize("dataset", sorted(CONTRACTS))
+def test_the_table_ddl_is_spark_sql_in_the_contracts_types(spark, dataset):
+    sql = create_table_statement(CONTRACTS[dataset], f"delta.`/lake/processed/{dataset}`")
+    plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql).toString()
+    assert plan.startswith("'CreateTable")
+    for column in CONTRACTS[dataset].columns:
+        spark_type = repr(_parse_datatype_string(column.glue_type)).removesuffix("()")
+        assert f"columndefinition({column.name}, {spark_type}," in plan
+    assert CONTRACTS[dataset].partition_by is None or "identity(date)" in plan
 
 
 def test_the_package_is_versioned_by_content_and_imports_from_its_zip(tmp_path, moto_endpoint):

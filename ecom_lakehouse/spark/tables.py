@@ -22,6 +22,11 @@ TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 SOURCE_VIEW = "ecom_lakehouse_batch"
 
 
+def create_table_statement(contract: DatasetContract, ref: str) -> str:
+    partitioned = f" PARTITIONED BY ({contract.partition_by})" if contract.partition_by else ""
+    return f"CREATE TABLE IF NOT EXISTS {ref} ({ddl(contract)}) USING DELTA{partitioned}"
+
+
 class Tables(Protocol):
     def row_count(self, contract: DatasetContract) -> int: ...
 
@@ -49,11 +54,7 @@ class SparkDeltaTables:
         return f"delta.`{self.table_uri(dataset)}`"
 
     def _create(self, contract: DatasetContract) -> None:
-        partitioned = f" PARTITIONED BY ({contract.partition_by})" if contract.partition_by else ""
-        self.spark.sql(
-            f"CREATE TABLE IF NOT EXISTS {self._ref(contract.name)} ({ddl(contract)})"
-            f" USING DELTA{partitioned}"
-        )
+        self.spark.sql(create_table_statement(contract, self._ref(contract.name)))
 
     def _last_commit(self, contract: DatasetContract) -> dict:
         row = self.spark.sql(f"DESCRIBE HISTORY {self._ref(contract.name)} LIMIT 1").first()
