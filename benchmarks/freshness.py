@@ -1,12 +1,7 @@
 """Freshness: from a file landing in raw/ to its rows being queryable, under `dagster dev`
 (the daemon's sensor interval included). Median over several files."""
 
-import os
-import shutil
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +11,7 @@ import duckdb
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.duckdb_catalog import CatalogMissing, open_catalog
 from ecom_lakehouse.storage import Lake
+from ecom_lakehouse_tests.dagster_dev import dagster_dev_process
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = ",".join(CONTRACTS["orders"].column_names)
@@ -52,20 +48,13 @@ def wait_until_visible(lake: Lake, order_id: int, timeout: float = 120) -> None:
 
 
 def measure(files: int = 7) -> dict:
-    tmp = Path(tempfile.mkdtemp())
-    lake_dir, home = tmp / "lake", tmp / "home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy/local/dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "LAKEHOUSE_URI": str(lake_dir), "DAGSTER_HOME": str(home)}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-p", "3999"],
-        cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    lake = Lake(str(lake_dir))
-    raw = lake_dir / "raw/orders"
-    raw.mkdir(parents=True)
-    try:
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        dagster_dev_process(lake_dir := Path(tmp_name, "lake"), Path(tmp_name, "home"), port=3999),
+    ):
+        lake = Lake(str(lake_dir))
+        raw = lake_dir / "raw/orders"
+        raw.mkdir(parents=True)
         # warm-up: the first file creates the table and its catalog entry
         (raw / "warmup.csv").write_bytes(orders_csv(1))
         wait_until_visible(lake, 1, timeout=180)
@@ -76,15 +65,6 @@ def measure(files: int = 7) -> dict:
             (raw / f"f{n}.csv").write_bytes(orders_csv(first_id))
             wait_until_visible(lake, first_id)
             latencies.append(time.monotonic() - landed)
-    finally:
-        # dagster dev sometimes outlives its grace period: the measurement is taken by then.
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
     return {
         "files": files,
         "median_s": round(statistics.median(latencies), 2),

@@ -2,12 +2,7 @@
 files in raw/ and materializes the tables, with no manual step."""
 
 import json
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +13,7 @@ import pytest
 from ecom_lakehouse.generate import generate
 from ecom_lakehouse.storage import Lake
 from ecom_lakehouse_tests.conftest import files_under, query
+from ecom_lakehouse_tests.dagster_dev import dagster_dev_process
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { jobName status tags { key value } } } } }"
@@ -42,18 +38,9 @@ def graphql(port: int, query_text: str) -> dict:
 @pytest.fixture
 def dagster_dev(tmp_path: Path) -> Iterator[tuple[int, Path, float]]:
     lake_dir, home = tmp_path / "lake", tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy/local/dagster.yaml", home / "dagster.yaml")
     port = free_port()
-    env = {**os.environ, "LAKEHOUSE_URI": str(lake_dir), "DAGSTER_HOME": str(home)}
-    # Started from Popen in its own session so that it can be stopped (NOTES-platform.md).
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "dagster.log").open("w"),
-    )  # fmt: skip
-    try:
+    log = (tmp_path / "dagster.log").open("w")
+    with dagster_dev_process(lake_dir, home, port, stderr=log) as process:
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -64,13 +51,6 @@ def dagster_dev(tmp_path: Path) -> Iterator[tuple[int, Path, float]]:
                     pytest.fail((tmp_path / "dagster.log").read_text()[-3000:])
                 time.sleep(0.5)
         yield port, lake_dir, time.monotonic()
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_dagster_dev_picks_up_raw_files_and_materializes_the_tables(dagster_dev):
