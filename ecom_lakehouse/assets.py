@@ -102,7 +102,7 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
         except SourceMissing as missing:
             raise dg.Failure(description=str(missing), allow_retries=False) from None
         r = vf.result
-        metadata: dict[str, object] = {
+        metadata: dict[str, dg.RawMetadataValue] = {
             "source": vf.source.key,
             "source_etag": vf.source.etag,
             "format": vf.format,

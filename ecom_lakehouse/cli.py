@@ -78,7 +78,7 @@ def query(sql: str, fmt: str) -> None:
     from ecom_lakehouse.definitions import build_defs
     from ecom_lakehouse.duckdb_catalog import CatalogMissing
 
-    catalog = build_defs().resources["catalog"]
+    catalog = (build_defs().resources or {})["catalog"]
     try:
         con = catalog.connect_for_query(Lake.from_env())
     except CatalogMissing as exc:

@@ -14,6 +14,8 @@ PROCESSED = "processed/"
 ARCHIVED = "archived/"
 REJECTED = "rejected/"
 CATALOG = "catalog/"
+SCRIPTS = "scripts/"  # the Spark job's package, per version
+PIPES = "dagster-pipes/"  # Dagster Pipes context and messages of Spark job runs
 
 FileRejection = Literal["invalid_schema", "unreadable"]
 

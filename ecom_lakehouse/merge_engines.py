@@ -39,6 +39,7 @@ def run_table_checks(
     results = []
     for check in checks:
         severity = dg.AssetCheckSeverity.ERROR if check.error else dg.AssetCheckSeverity.WARN
+        metadata: dict[str, dg.RawMetadataValue]
         try:
             offending = sql.scalar(
                 lake, render(check, lambda ds: sql.table_ref(lake, ds), expected_rows)
@@ -127,17 +128,15 @@ class GlueMergeEngineResource(_SparkMergeEngine):
     message_interval_s: float = 5.0
 
     def pipes_client(self) -> Any:
-        from dagster_aws.pipes import (
-            PipesGlueClient,
-            PipesS3ContextInjector,
-            PipesS3MessageReader,
-        )
+        from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector
 
         s3 = self.client("s3")
         return PipesGlueClient(
             client=self.client("glue"),
-            context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket, client=s3),
-            message_reader=PipesS3MessageReader(
+            context_injector=PipesS3ContextInjector(
+                bucket=self.pipes_bucket, client=s3, key_prefix=layout.PIPES
+            ),
+            message_reader=_pipes_zone_message_reader(
                 bucket=self.pipes_bucket, client=s3, interval=self.message_interval_s
             ),
         )
@@ -170,7 +169,7 @@ class EmrServerlessMergeEngineResource(_SparkMergeEngine):
 
     application_id: str
     execution_role_arn: str
-    log_group: str = "/aws/emr-serverless/ecom-lakehouse"
+    log_group: str
 
     def pipes_client(self) -> Any:
         from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesEMRServerlessClient
@@ -214,6 +213,22 @@ class EmrServerlessMergeEngineResource(_SparkMergeEngine):
         params = self.start_job_run_params(job_arguments(lake, contract, context.partition_key))
         invocation = self.pipes_client().run(context=context, start_job_run_params=params)
         return invocation.get_materialize_result()
+
+
+def _pipes_zone_message_reader(**kwargs: Any) -> Any:
+    """dagster-aws's S3 message reader, writing under the Pipes zone (its own keys are at the
+    bucket's root, which the job's role may not touch)."""
+    from contextlib import contextmanager
+
+    from dagster_aws.pipes import PipesS3MessageReader
+
+    class PipesZoneS3MessageReader(PipesS3MessageReader):
+        @contextmanager
+        def get_params(self):  # type: ignore[override]
+            with super().get_params() as params:
+                yield {**params, "key_prefix": layout.PIPES + params["key_prefix"]}
+
+    return PipesZoneS3MessageReader(**kwargs)
 
 
 def _pipes_requirement() -> str:

@@ -37,7 +37,7 @@ def merge_predicate(contract: DatasetContract, partition_values: Iterable[object
     if contract.partition_by:
         keys.append(contract.partition_by)
     predicate = " AND ".join(f"{TARGET}.{k} = {SOURCE}.{k}" for k in keys)
-    values = sorted(v for v in partition_values if v is not None)
+    values = sorted((v for v in partition_values if v is not None), key=sql_literal)
     if contract.partition_by and values:
         literals = ", ".join(sql_literal(v) for v in values)
         predicate += f" AND {TARGET}.{contract.partition_by} IN ({literals})"

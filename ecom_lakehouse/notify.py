@@ -76,4 +76,4 @@ def build_notification_sensors(
             notifier.publish(report_for_run(context.instance, context.dagster_run))
 
         sensors.append(notify)
-    return sensors
+    return list(sensors)

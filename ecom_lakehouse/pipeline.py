@@ -122,13 +122,14 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
         }
     )
     lake.write(validated_key, _parquet_bytes(valid))
-    rejects_key: str | None = layout.rejected_records_key(contract.name, file_key)
+    rejects_path = layout.rejected_records_key(contract.name, file_key)
+    rejects_key: str | None = rejects_path
     if result.rejected.num_rows:
-        lake.write(rejects_key, _parquet_bytes(result.rejected))
+        lake.write(rejects_path, _parquet_bytes(result.rejected))
     else:
         # A re-processed file must not keep the rejects of an earlier attempt.
-        if lake.head(rejects_key) is not None:
-            lake.delete(rejects_key)
+        if lake.head(rejects_path) is not None:
+            lake.delete(rejects_path)
         rejects_key = None
     return ValidatedFile(file_key, source, fmt, result, validated_key, rejects_key)
 

@@ -11,6 +11,7 @@ and DuckDB take them from the environment's usual chain.
 
 import os
 from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 import dagster as dg
@@ -26,6 +27,7 @@ from ecom_lakehouse.sql_engines import AthenaEngineResource, SqlEngineResource
 from ecom_lakehouse.storage import Lake, normalize_uri
 
 DEFAULT_GLUE_DATABASE = "ecom_lakehouse"
+EMR_LOG_GROUP = "/aws/emr-serverless/ecom-lakehouse"  # the analytics stack's, for its default name
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -48,7 +50,7 @@ def _local(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResou
 
 
 def _aws(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResource]:
-    aws = {"endpoint_url": lake.endpoint_url, "region": lake.region}
+    aws: dict[str, Any] = {"endpoint_url": lake.endpoint_url, "region": lake.region}
     database = env.get("LAKEHOUSE_GLUE_DATABASE", DEFAULT_GLUE_DATABASE)
     sql: SqlEngineResource = AthenaEngineResource(
         database=database,
@@ -89,7 +91,7 @@ def _setting(env: Mapping[str, str], name: str, engine: str) -> str:
     return value
 
 
-def _spark_settings(env: Mapping[str, str], lake: Lake, engine: str) -> dict[str, str | None]:
+def _spark_settings(env: Mapping[str, str], lake: Lake, engine: str) -> dict[str, Any]:
     return {
         "scripts_uri": _setting(env, "LAKEHOUSE_SPARK_SCRIPTS_URI", engine),
         "tables": env.get("LAKEHOUSE_SPARK_TABLES", "spark"),
@@ -115,6 +117,7 @@ MERGE_ENGINES: dict[str, Callable[[Mapping[str, str], Lake], LocalMergeEngineRes
     "emr-serverless": lambda env, lake: EmrServerlessMergeEngineResource(
         application_id=_setting(env, "LAKEHOUSE_EMR_APPLICATION_ID", "emr-serverless"),
         execution_role_arn=_setting(env, "LAKEHOUSE_EMR_EXECUTION_ROLE_ARN", "emr-serverless"),
+        log_group=env.get("LAKEHOUSE_EMR_LOG_GROUP") or EMR_LOG_GROUP,
         **_spark_settings(env, lake, "emr-serverless"),
     ),
 }

@@ -52,13 +52,17 @@ def ingest(
         context = dg.build_sensor_context(resources=defs.resources, sensor_name=SENSOR_NAME)
         result = sensor(context)
         assert isinstance(result, dg.SensorResult)
-        for request in result.dynamic_partitions_requests or []:
-            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-    notifier = defs.resources["notifier"]
+        for partitions in result.dynamic_partitions_requests or []:
+            if isinstance(partitions, dg.AddDynamicPartitionsRequest):
+                instance.add_dynamic_partitions(
+                    partitions.partitions_def_name, partitions.partition_keys
+                )
+    notifier = (defs.resources or {})["notifier"]
     assert isinstance(notifier, NotifierResource)
     reports = []
     for request in result.run_requests or []:
         with timings.phase("ingest runs"):
+            assert request.job_name, "the raw sensor names the job of every request"
             run = defs.resolve_job_def(request.job_name).execute_in_process(
                 partition_key=request.partition_key,
                 instance=instance,

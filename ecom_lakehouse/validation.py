@@ -301,8 +301,8 @@ class _RowChecker:
         self.good.clear()
         con.register("good", good)
         con.execute(f"CREATE TEMP TABLE superseded AS {superseded_sql(contract)}")
-        (duplicates,) = con.execute("SELECT count(*) FROM superseded").fetchone()
-        if duplicates:
+        duplicates = con.execute("SELECT count(*) FROM superseded").fetchone()
+        if duplicates and duplicates[0]:
             valid = con.execute(
                 f"SELECT {names} FROM good g WHERE NOT EXISTS (SELECT 1 FROM superseded s"
                 f" WHERE s.{SHEET_INDEX} = g.{SHEET_INDEX} AND s.{SOURCE_ROW} = g.{SOURCE_ROW})"

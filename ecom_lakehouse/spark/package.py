@@ -14,11 +14,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecom_lakehouse.layout import SCRIPTS
 from ecom_lakehouse.storage import Lake
 
 PACKAGE_ZIP = "ecom_lakehouse.zip"
 ENTRY_SCRIPT = "spark_job.py"
-SCRIPTS = "scripts"
 ENTRY_SOURCE = '''"""The ecom-lakehouse Spark job (Glue script, EMR Serverless entryPoint)."""
 
 from ecom_lakehouse.spark.job import main
@@ -34,7 +34,7 @@ class SparkPackage:
     files: dict[str, bytes]  # name under scripts/<version>/ -> content, in upload order
 
     def uri(self, lake: Lake) -> str:
-        return lake.url(f"{SCRIPTS}/{self.version}")
+        return lake.url(f"{SCRIPTS}{self.version}")
 
 
 def build() -> SparkPackage:
@@ -56,7 +56,7 @@ def upload(lake: Lake, package: SparkPackage) -> list[str]:
     """Upload what is missing; returns the keys written (none when the version is there)."""
     written = []
     for name, content in package.files.items():
-        key = f"{SCRIPTS}/{package.version}/{name}"
+        key = f"{SCRIPTS}{package.version}/{name}"
         if lake.head(key) is None:
             lake.write(key, content)
             written.append(key)

@@ -27,6 +27,14 @@ def create_table_statement(contract: DatasetContract, ref: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {ref} ({ddl(contract)}) USING DELTA{partitioned}"
 
 
+def _first(frame: DataFrame) -> int:
+    """The first column of a one-row count."""
+    row = frame.first()
+    if row is None:
+        raise ValueError("the query returned no row")
+    return int(row[0])
+
+
 class Tables(Protocol):
     def row_count(self, contract: DatasetContract) -> int: ...
 
@@ -62,7 +70,7 @@ class SparkDeltaTables:
 
     def row_count(self, contract: DatasetContract) -> int:
         self._create(contract)
-        return self.spark.sql(f"SELECT count(*) FROM {self._ref(contract.name)}").first()[0]
+        return _first(self.spark.sql(f"SELECT count(*) FROM {self._ref(contract.name)}"))
 
     def merge(self, contract, batch, *, file_key, etag, upload_version) -> MergeOutcome:
         self._create(contract)
@@ -94,7 +102,7 @@ class SparkDeltaTables:
         )
 
     def offending_rows(self, check: TableCheck, expected_rows: int) -> int:
-        return int(self.spark.sql(render(check, self._ref, expected_rows)).first()[0])
+        return _first(self.spark.sql(render(check, self._ref, expected_rows)))
 
 
 class DeltaRsTables:
