@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make run   installs into .venv, seeds demo files into the lake's raw/, starts `dagster dev`
-#   make test  installs into .venv (with test tools), checks lint and format, runs the tests
+#   make test  installs into .venv (with test tools), checks lint, format and types, runs the tests
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -30,11 +30,20 @@ run: seed
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (lake: $(LAKEHOUSE_URI))"
 	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
+# checkov lints deploy/ from its own virtualenv: a large tool with its own pins, kept out of the project's.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .venv-checkov/bin/checkov-$(CHECKOV_VERSION)
+$(CHECKOV):
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	ln -sf checkov $(CHECKOV)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
-test: lint
+test: lint $(CHECKOV)
 	$(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 # The benchmark suite (not part of the tests): about 6 minutes on 2 cores.

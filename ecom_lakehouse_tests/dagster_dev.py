@@ -2,11 +2,15 @@
 instance settings of `make run`, its own session (so its whole group can be stopped), and a
 stop that escalates to SIGKILL when SIGTERM is not enough."""
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,3 +40,47 @@ def dagster_dev_process(
         except subprocess.TimeoutExpired:  # it sometimes ignores SIGTERM
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_graphql(port: int, body: dict) -> dict:
+    """POST a GraphQL request body (query and variables) as any HTTP client would."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def graphql(port: int, query_text: str) -> dict:
+    return post_graphql(port, {"query": query_text})["data"]
+
+
+class DagsterDevFailed(RuntimeError):
+    pass
+
+
+@contextmanager
+def running_dagster_dev(workdir: Path) -> Iterator[tuple[int, Path, float]]:
+    """`dagster dev` on a lake in ``workdir``, once its GraphQL answers: (port, lake folder,
+    the moment the UI came up)."""
+    lake_dir, home, port = workdir / "lake", workdir / "dagster_home", free_port()
+    log = workdir / "dagster.log"
+    with log.open("w") as stderr, dagster_dev_process(lake_dir, home, port, stderr) as process:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                graphql(port, "{ version }")
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise DagsterDevFailed(log.read_text()[-3000:]) from None
+                time.sleep(0.5)
+        yield port, lake_dir, time.monotonic()

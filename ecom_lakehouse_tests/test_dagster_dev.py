@@ -1,10 +1,7 @@
 """The README's first command in miniature: `dagster dev` with the sensors on picks up the
 files in raw/ and materializes the tables, with no manual step."""
 
-import json
-import socket
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,44 +10,16 @@ import pytest
 from ecom_lakehouse.generate import generate
 from ecom_lakehouse.storage import Lake
 from ecom_lakehouse_tests.conftest import files_under, query
-from ecom_lakehouse_tests.dagster_dev import dagster_dev_process
+from ecom_lakehouse_tests.dagster_dev import graphql, running_dagster_dev
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { jobName status tags { key value } } } } }"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def graphql(port: int, query_text: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query_text}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())["data"]
-
-
 @pytest.fixture
 def dagster_dev(tmp_path: Path) -> Iterator[tuple[int, Path, float]]:
-    lake_dir, home = tmp_path / "lake", tmp_path / "dagster_home"
-    port = free_port()
-    log = (tmp_path / "dagster.log").open("w")
-    with dagster_dev_process(lake_dir, home, port, stderr=log) as process:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                graphql(port, "{ version }")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail((tmp_path / "dagster.log").read_text()[-3000:])
-                time.sleep(0.5)
-        yield port, lake_dir, time.monotonic()
+    with running_dagster_dev(tmp_path) as running:
+        yield running
 
 
 def test_dagster_dev_picks_up_raw_files_and_materializes_the_tables(dagster_dev):

@@ -1,0 +1,275 @@
+"""deploy/: the CloudFormation templates lint clean and keep their security promises, and the
+Step Functions trigger's request, evaluated as Step Functions would evaluate it, makes a real
+`dagster dev` process the forwarded file. Nothing here calls AWS."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonata
+import pytest
+from cfnlint.decode import cfn_yaml
+
+from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.generate import generate
+from ecom_lakehouse.jobs import ingest_job_name
+from ecom_lakehouse_tests.conftest import files_under
+from ecom_lakehouse_tests.dagster_dev import graphql, post_graphql, running_dagster_dev
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+TEMPLATES = sorted((DEPLOY / "cloudformation").glob("*.yaml"))
+
+
+def template(name: str) -> dict:
+    return cfn_yaml.load(str(DEPLOY / "cloudformation" / f"{name}.yaml"))
+
+
+def resources(tpl: dict, kind: str) -> dict[str, dict]:
+    return {k: r["Properties"] for k, r in tpl["Resources"].items() if r["Type"] == kind}
+
+
+def test_every_template_passes_cfn_lint():
+    assert {p.stem for p in TEMPLATES} >= {"storage", "analytics", "trigger", "dagster"}
+    lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run(
+        [str(lint), *map(str, TEMPLATES)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_lake_bucket_is_private_encrypted_tls_only_versioned_and_evented():
+    storage = template("storage")
+    bucket = storage["Resources"]["LakeBucket"]["Properties"]
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {
+        "Fn::GetAtt": ["DataKey", "Arn"]
+    }
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"]
+    assert storage["Resources"]["DataKey"]["Properties"]["EnableKeyRotation"] is True
+    for policy in resources(storage, "AWS::S3::BucketPolicy").values():
+        (tls_only,) = [
+            s
+            for s in policy["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool")
+        ]
+        assert tls_only["Condition"]["Bool"] == {"aws:SecureTransport": False}
+        assert tls_only["Action"] == "s3:*" and tls_only["Principal"] == "*"
+
+
+def test_lifecycle_rules_cover_every_zone_that_expires():
+    rules = template("storage")["Resources"]["LakeBucket"]["Properties"]["LifecycleConfiguration"][
+        "Rules"
+    ]
+    by_prefix = {r.get("Prefix"): r for r in rules}
+    archived = by_prefix["archived/"]
+    assert archived["Transitions"][0]["StorageClass"] == "GLACIER_IR"
+    assert "ExpirationInDays" in archived
+    for prefix in ("rejected/", "validated/", "athena-query-results/"):
+        assert "ExpirationInDays" in by_prefix[prefix], prefix
+    assert "raw/" not in by_prefix and "processed/" not in by_prefix  # never expire
+
+
+# Actions that read or write data: never granted on every resource.
+DATA_ACTION = re.compile(
+    r"^(s3|dynamodb|sqs|sns|glue|athena|kinesis|secretsmanager|ssm|rds-data|states"
+    r"|emr-serverless|logs:(GetLogEvents|FilterLogEvents)|kms:(Decrypt|GenerateDataKey|Encrypt))"
+)
+
+
+def iam_statements() -> list[tuple[str, str, dict]]:
+    """Every identity-policy statement of every template: (template, resource, statement)."""
+    found = []
+    for path in TEMPLATES:
+        tpl = cfn_yaml.load(str(path))
+        for name, resource in tpl["Resources"].items():
+            props = resource.get("Properties", {})
+            documents = []
+            if resource["Type"] in ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"):
+                documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+            if resource["Type"] in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy"):
+                documents.append(props["PolicyDocument"])
+            for document in documents:
+                found += [(path.stem, name, s) for s in document["Statement"]]
+    return found
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_iam_is_least_privilege():
+    statements = iam_statements()
+    assert len(statements) > 10
+    for where, name, statement in statements:
+        if statement["Effect"] != "Allow":
+            continue
+        actions = as_list(statement["Action"])
+        label = f"{where}:{name}:{statement.get('Sid')}"
+        assert not [a for a in actions if a == "*" or a.endswith(":*")], label
+        if "*" in as_list(statement["Resource"]):
+            assert not [a for a in actions if DATA_ACTION.match(a)], label
+
+
+def test_the_trigger_maps_every_raw_folder_to_its_dataset():
+    definition = trigger_definition()
+    route = definition["States"]["Route"]["Assign"]["dataset"]
+    for contract in CONTRACTS.values():
+        event = s3_event("lake", f"raw/{contract.raw_folder}/f.csv")
+        assert evaluate(route, event, {}) == contract.name
+        assert ingest_job_name(contract.name) == f"{contract.name}_ingest"
+    assert evaluate(route, s3_event("lake", "raw/unknown/f.csv"), {}) is None
+
+
+def trigger_definition(**substitutions: str) -> dict:
+    """The state machine as deployed: DefinitionSubstitutions applied."""
+    machine = template("trigger")["Resources"]["TriggerStateMachine"]["Properties"]
+    values = {"CodeLocationName": "ecom_lakehouse", **substitutions}
+
+    def substitute(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: substitute(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [substitute(v) for v in node]
+        if isinstance(node, str):
+            return re.sub(r"\$\{(\w+)\}", lambda m: values.get(m[1], m[0]), node)
+        return node
+
+    assert set(machine["DefinitionSubstitutions"]) >= set(values)
+    return substitute(machine["Definition"])
+
+
+def s3_event(bucket: str, key: str) -> dict:
+    return {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}},
+    }
+
+
+def evaluate(value: Any, state_input: Any, variables: dict, result: Any = None) -> Any:
+    """A field of a JSONata state as Step Functions evaluates it: "{% expr %}" strings are
+    JSONata over $states and the assigned variables; anything else is taken as it is."""
+    if isinstance(value, dict):
+        return {k: evaluate(v, state_input, variables, result) for k, v in value.items()}
+    if isinstance(value, list):
+        return [evaluate(v, state_input, variables, result) for v in value]
+    if isinstance(value, str) and value.strip().startswith("{%"):
+        expression = jsonata.Jsonata(value.strip()[2:-2])
+        bindings = {"states": {"input": state_input, "result": result}, **variables}
+        return expression.evaluate(None, bindings)
+    return value
+
+
+def forwarded_request(event: dict) -> tuple[str, dict]:
+    """What the state machine sends for ``event``: walk it from its start as Step Functions
+    would, up to the HTTP task, and evaluate that task's request body."""
+    definition = trigger_definition()
+    states, name, variables = definition["States"], definition["StartAt"], {}
+    while states[name]["Type"] != "Task":
+        state = states[name]
+        if state["Type"] == "Pass":
+            variables |= {k: evaluate(v, event, variables) for k, v in state["Assign"].items()}
+            name = state["Next"]
+        elif state["Type"] == "Choice":
+            matched = [c for c in state["Choices"] if evaluate(c["Condition"], event, variables)]
+            name = matched[0]["Next"] if matched else state["Default"]
+        else:
+            pytest.fail(f"the event ended in {name} ({state['Type']}) without reaching Dagster")
+    task = states[name]
+    assert task["Resource"] == "arn:aws:states:::http:invoke"
+    arguments = evaluate(task["Arguments"], event, variables)
+    return name, arguments["RequestBody"]
+
+
+def test_a_key_outside_the_datasets_is_not_forwarded():
+    definition = trigger_definition()
+    state = definition["States"]["IsADatasetFile"]
+    variables: dict = {}
+    event = s3_event("lake", "raw/notes.txt")
+    for key, value in definition["States"]["Route"]["Assign"].items():
+        variables[key] = evaluate(value, event, variables)
+    assert not evaluate(state["Choices"][0]["Condition"], event, variables)
+
+
+RUN_QUERY = """query Run($runId: ID!) { runOrError(runId: $runId) {
+  __typename ... on Run { status jobName tags { key value } } } }"""
+
+
+def test_the_forwarded_request_makes_dagster_process_the_file(tmp_path):
+    with running_dagster_dev(tmp_path) as (port, lake_dir, _):
+        files = generate(tmp_path / "files", orders=40, products=10, seed=5)
+        source = next((tmp_path / "files" / "orders").iterdir())
+        key = f"raw/orders/{source.name}"
+        (lake_dir / "raw/orders").mkdir(parents=True)
+        (lake_dir / key).write_bytes(source.read_bytes())
+
+        task, body = forwarded_request(s3_event("lake-bucket", key))
+        assert task == "ForwardToDagster"
+        response = post_graphql(port, body)
+        assert "errors" not in response, response
+        data = response["data"]
+        assert data["addDynamicPartition"]["__typename"] in (
+            "AddDynamicPartitionSuccess",
+            "DuplicateDynamicPartitionError",  # the sensor may have added it first
+        )
+        launched = data["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        # the state machine's own success test, on the real response
+        choice = trigger_definition()["States"]["WasTheRunLaunched"]["Choices"][0]
+        assert evaluate(choice["Condition"], response, {}) is True
+
+        run_id = launched["run"]["runId"]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            run = post_graphql(port, {"query": RUN_QUERY, "variables": {"runId": run_id}})
+            run = run["data"]["runOrError"]
+            if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+                break
+            time.sleep(1)
+        assert run["status"] == "SUCCESS", run
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        assert tags["dagster/partition"] == key.removeprefix("raw/")
+        assert tags["ecom_lakehouse/trigger"] == f"s3://lake-bucket/{key}"
+        assert run["jobName"] == "orders_ingest"
+        assert files_under(lake_dir, "raw") == []  # processed and archived
+        assert files.rows["orders"] > 0
+        # a second delivery of the same event is accepted and changes nothing
+        again = post_graphql(port, body)["data"]
+        assert again["addDynamicPartition"]["__typename"] == "DuplicateDynamicPartitionError"
+        assert graphql(port, "{ version }")
+
+
+CHECKOV = Path(__file__).resolve().parents[1] / ".venv-checkov" / "bin" / "checkov"
+
+
+def test_checkov_finds_nothing_and_every_skip_says_why():
+    if not CHECKOV.exists():
+        message = f"{CHECKOV} is missing: `make test` installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    result = subprocess.run(
+        [str(CHECKOV), "-d", str(DEPLOY / "cloudformation"), "--framework", "cloudformation",
+         "--output", "json", "--quiet", "--compact", "--skip-download"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']})"
+        for report in reports
+        for c in report.get("results", {}).get("failed_checks", [])
+    ]
+    assert failed == []
+    for path in TEMPLATES:
+        for name, resource in cfn_yaml.load(str(path))["Resources"].items():
+            for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                assert len(skip.get("comment", "")) > 20, f"{path.name}:{name}:{skip['id']}"
