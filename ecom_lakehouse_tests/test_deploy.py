@@ -273,3 +273,33 @@ def test_checkov_finds_nothing_and_every_skip_says_why():
         for name, resource in cfn_yaml.load(str(path))["Resources"].items():
             for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
                 assert len(skip.get("comment", "")) > 20, f"{path.name}:{name}:{skip['id']}"
+
+
+def test_the_state_machine_is_closed_every_state_reachable_and_every_end_explicit():
+    definition = trigger_definition()
+    states = definition["States"]
+
+    def targets(state: dict) -> list[str]:
+        found = [state.get("Next"), state.get("Default")]
+        found += [c["Next"] for c in state.get("Choices", [])]
+        found += [c["Next"] for c in state.get("Catch", [])]
+        return [t for t in found if t]
+
+    assert definition["QueryLanguage"] == "JSONata"
+    reachable, frontier = set(), [definition["StartAt"]]
+    while frontier:
+        name = frontier.pop()
+        if name in reachable:
+            continue
+        assert name in states, f"{name} is the target of a transition but not a state"
+        reachable.add(name)
+        frontier += targets(states[name])
+    assert reachable == set(states)
+    for name, state in states.items():
+        ends = state["Type"] in ("Succeed", "Fail") or state.get("End")
+        assert ends or state.get("Next") or state["Type"] == "Choice", name
+    # the HTTP call retries with backoff and has a way out when Dagster cannot be reached
+    forward = states["ForwardToDagster"]
+    assert forward["Retry"][0]["BackoffRate"] > 1 and forward["Retry"][0]["MaxAttempts"] >= 3
+    assert forward["Catch"][0]["ErrorEquals"] == ["States.ALL"]
+    assert states[forward["Catch"][0]["Next"]]["Resource"] == "arn:aws:states:::sns:publish"
