@@ -119,6 +119,17 @@ class _SparkMergeEngine(LocalMergeEngineResource):
     def package_uri(self) -> str:
         return f"{self.scripts_uri.rstrip('/')}/{PACKAGE_ZIP}"
 
+    def pipes_client(self) -> Any:
+        raise NotImplementedError
+
+    def start_job_run_params(self, arguments: dict[str, str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load(self, context, lake, sql, contract, checks) -> dg.MaterializeResult:
+        params = self.start_job_run_params(job_arguments(lake, contract, context.partition_key))
+        invocation = self.pipes_client().run(context=context, start_job_run_params=params)
+        return invocation.get_materialize_result()
+
 
 class GlueMergeEngineResource(_SparkMergeEngine):
     """The Spark job on AWS Glue 5 (the default in AWS): Pipes context and messages in S3."""
@@ -156,11 +167,6 @@ class GlueMergeEngineResource(_SparkMergeEngine):
                 "--additional-python-modules": _pipes_requirement(),
             },
         }
-
-    def load(self, context, lake, sql, contract, checks) -> dg.MaterializeResult:
-        params = self.start_job_run_params(job_arguments(lake, contract, context.partition_key))
-        invocation = self.pipes_client().run(context=context, start_job_run_params=params)
-        return invocation.get_materialize_result()
 
 
 class EmrServerlessMergeEngineResource(_SparkMergeEngine):
@@ -208,11 +214,6 @@ class EmrServerlessMergeEngineResource(_SparkMergeEngine):
                 }
             },
         }
-
-    def load(self, context, lake, sql, contract, checks) -> dg.MaterializeResult:
-        params = self.start_job_run_params(job_arguments(lake, contract, context.partition_key))
-        invocation = self.pipes_client().run(context=context, start_job_run_params=params)
-        return invocation.get_materialize_result()
 
 
 def _pipes_zone_message_reader(**kwargs: Any) -> Any:
