@@ -7,7 +7,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pyarrow as pa
@@ -109,8 +109,8 @@ def test_rows_that_break_the_contract_fail_the_batch_whole(spark, tmp_path):
             "order_num": [1, 1],
             "order_id": [1, None],
             "user_id": [7, 7],
-            "order_timestamp": pa.array([None, None], pa.timestamp("us", tz="UTC")).fill_null(
-                pa.scalar(0, pa.timestamp("us", tz="UTC"))
+            "order_timestamp": pa.array(
+                [datetime(1970, 1, 1, tzinfo=UTC)] * 2, pa.timestamp("us", tz="UTC")
             ),
             "total_amount": pa.array([Decimal("-1.00"), Decimal("2.00")], pa.decimal128(12, 2)),
             "date": pa.array([date(1970, 1, 1)] * 2),

@@ -107,7 +107,7 @@ def load(spark: SparkSession, args: argparse.Namespace, pipes: PipesContext) -> 
             "already_committed": outcome.already_committed,
             "table_version": outcome.table_version,
             "source_etag": args.etag,
-            "engine": {"raw_value": f"spark ({args.tables})", "type": "text"},
+            "engine": f"spark ({args.tables})",
             "dagster/row_count": tables.row_count(contract),
         }
     )

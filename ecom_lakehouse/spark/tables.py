@@ -107,7 +107,8 @@ class SparkDeltaTables:
 
 class DeltaRsTables:
     """delta-rs from the driver, with the checks' SQL on DuckDB: the local engine's own code,
-    for where the Delta jars are not on the classpath."""
+    for where the Delta jars are not on the classpath. Its imports are local: a Glue or EMR
+    image that commits with Spark need not have deltalake or DuckDB."""
 
     def __init__(self, lake_uri: str) -> None:
         from ecom_lakehouse.sql_engines import SqlEngineResource
