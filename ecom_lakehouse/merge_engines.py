@@ -10,18 +10,16 @@ and console link.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from ecom_lakehouse import layout
 from ecom_lakehouse.aws import aws_client
 from ecom_lakehouse.checks import TableCheck, render
 from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.delta import table_row_count
-from ecom_lakehouse.pipeline import META_ETAG, META_UPLOAD_VERSION, load_file
+from ecom_lakehouse.pipeline import load_file, validated_upload
 from ecom_lakehouse.spark.package import ENTRY_SCRIPT, PACKAGE_ZIP
 from ecom_lakehouse.sql_engines import SqlEngineResource, SqlError
 from ecom_lakehouse.storage import Lake
@@ -91,16 +89,15 @@ class LocalMergeEngineResource(dg.ConfigurableResource):
 
 
 def job_arguments(lake: Lake, contract: DatasetContract, file_key: str) -> dict[str, str]:
-    """The Spark job's own arguments for one upload (its ETag and version are read from the
-    validated Parquet's footer, where validation recorded them)."""
-    data, _ = lake.read(layout.validated_key(contract.name, file_key))
-    meta = pq.read_schema(io.BytesIO(data)).metadata or {}
+    """The Spark job's own arguments for one upload (its ETag and version as validation
+    recorded them)."""
+    etag, upload_version = validated_upload(lake, contract, file_key)
     return {
         "--dataset": contract.name,
         "--lakehouse-uri": lake.uri,
         "--file-key": file_key,
-        "--etag": meta[META_ETAG].decode(),
-        "--upload-version": meta[META_UPLOAD_VERSION].decode(),
+        "--etag": etag,
+        "--upload-version": str(upload_version),
     }
 
 

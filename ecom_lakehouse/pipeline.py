@@ -140,6 +140,17 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+def validated_upload(lake: Lake, contract: DatasetContract, file_key: str) -> tuple[str, int]:
+    """The ETag and upload version validation recorded for a file, read from the validated
+    Parquet's footer alone (two small ranged reads, however large the file)."""
+    key = layout.validated_key(contract.name, file_key)
+    footer_length = int.from_bytes(lake.read_tail(key, 8)[:4], "little")
+    meta = pq.read_schema(io.BytesIO(lake.read_tail(key, footer_length + 8))).metadata or {}
+    if meta.get(META_FILE_KEY, b"").decode() != file_key:
+        raise ValueError(f"validated rows of {file_key} are missing or belong to another file")
+    return meta[META_ETAG].decode(), int(meta[META_UPLOAD_VERSION])
+
+
 @dataclass(frozen=True)
 class LoadedFile:
     outcome: MergeOutcome

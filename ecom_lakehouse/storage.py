@@ -111,6 +111,10 @@ class Lake:
         result = obstore.get(self.store, key)
         return bytes(result.bytes()), _info(result.meta)
 
+    def read_tail(self, key: str, size: int) -> bytes:
+        """The last ``size`` bytes of an object (one ranged request)."""
+        return bytes(obstore.get(self.store, key, options={"range": {"suffix": size}}).bytes())
+
     def write(self, key: str, data: bytes) -> None:
         obstore.put(self.store, key, data)
 

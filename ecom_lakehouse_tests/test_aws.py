@@ -15,6 +15,7 @@ from ecom_lakehouse import layout
 from ecom_lakehouse.checks import render, table_checks
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.definitions import build_defs
+from ecom_lakehouse.pipeline import upload_version, validate_file, validated_upload
 from ecom_lakehouse.runner import ingest
 from ecom_lakehouse.sensors import RawCursor, scan
 from ecom_lakehouse.sql_engines import AthenaEngineResource
@@ -206,3 +207,13 @@ def test_the_cli_works_unchanged_on_an_s3_lake(moto_endpoint, tmp_path):
             env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert (profile, result.stdout, result.stderr) == (profile, "n\n60\n", "")
+
+
+def test_an_uploads_etag_and_version_are_read_from_the_validated_footer_alone(moto_endpoint):
+    stack = s3_stack(moto_endpoint)
+    contract = CONTRACTS["products"]
+    key = land(stack.lake, "products", csv_bytes([PRODUCTS_HEADER, [1, 1, "d", "p"]]), "p.csv")
+    file_key = key.removeprefix("raw/")
+    validated = validate_file(stack.lake, contract, file_key)
+    etag, version = validated_upload(stack.lake, contract, file_key)
+    assert (etag, version) == (validated.source.etag, upload_version(validated.source))
