@@ -145,7 +145,14 @@ def validated_upload(lake: Lake, contract: DatasetContract, file_key: str) -> tu
     Parquet's footer alone (two small ranged reads, however large the file)."""
     key = layout.validated_key(contract.name, file_key)
     footer_length = int.from_bytes(lake.read_tail(key, 8)[:4], "little")
-    meta = pq.read_schema(io.BytesIO(lake.read_tail(key, footer_length + 8))).metadata or {}
+    footer = pq.read_schema(io.BytesIO(lake.read_tail(key, footer_length + 8)))
+    return _upload_of(footer, file_key)
+
+
+def _upload_of(schema: pa.Schema, file_key: str) -> tuple[str, int]:
+    """(ETag, upload version) from a validated Parquet schema's metadata, checked to be the
+    file's own."""
+    meta = schema.metadata or {}
     if meta.get(META_FILE_KEY, b"").decode() != file_key:
         raise ValueError(f"validated rows of {file_key} are missing or belong to another file")
     return meta[META_ETAG].decode(), int(meta[META_UPLOAD_VERSION])
@@ -161,19 +168,17 @@ def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFil
     """MERGE the file's validated rows into its Delta table, exactly once per upload."""
     data, _ = lake.read(layout.validated_key(contract.name, file_key))
     batch = pq.read_table(io.BytesIO(data))
-    meta = batch.schema.metadata or {}
-    if meta.get(META_FILE_KEY, b"").decode() != file_key:
-        raise ValueError(f"validated rows of {file_key} are missing or belong to another file")
+    etag, version = _upload_of(batch.schema, file_key)
     outcome = merge_batch(
         contract,
         lake.url(layout.table_path(contract.name)),
         lake.storage_options(),
         batch,
         file_key=file_key,
-        etag=meta[META_ETAG].decode(),
-        upload_version=int(meta[META_UPLOAD_VERSION]),
+        etag=etag,
+        upload_version=version,
     )
-    return LoadedFile(outcome, meta[META_ETAG].decode())
+    return LoadedFile(outcome, etag)
 
 
 @dataclass(frozen=True)
