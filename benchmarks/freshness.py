@@ -49,7 +49,7 @@ def wait_until_visible(lake: Lake, order_id: int, timeout: float = 120) -> None:
 
 def measure(files: int = 7) -> dict:
     with (
-        tempfile.TemporaryDirectory() as tmp_name,
+        tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp_name,
         dagster_dev_process(lake_dir := Path(tmp_name, "lake"), Path(tmp_name, "home"), port=3999),
     ):
         lake = Lake(str(lake_dir))

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.delta import merge_batch
+from ecom_lakehouse.memory import release_freed_memory
 from ecom_lakehouse.merge_spec import MergeOutcome
 from ecom_lakehouse.readers import UnreadableFile, detect_format, iter_parts
 from ecom_lakehouse.storage import Lake, ObjectChanged, ObjectInfo
@@ -93,6 +94,7 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
 
     Raises FileRejected after moving a file that cannot be read or whose header is wrong.
     """
+    release_freed_memory()  # what earlier files' steps freed, before this one allocates
     source = locate_source(lake, file_key)
     fmt = detect_format(file_key)
     if fmt is None or fmt not in contract.formats:
@@ -166,6 +168,7 @@ class LoadedFile:
 
 def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFile:
     """MERGE the file's validated rows into its Delta table, exactly once per upload."""
+    release_freed_memory()  # what validation freed, before the merge allocates
     data, _ = lake.read(layout.validated_key(contract.name, file_key))
     batch = pq.read_table(io.BytesIO(data))
     etag, version = _upload_of(batch.schema, file_key)
