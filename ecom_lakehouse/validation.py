@@ -300,29 +300,34 @@ class _RowChecker:
         good = pa.concat_tables(self.good) if self.good else self._no_good_rows()
         self.good.clear()
         con.register("good", good)
-        con.execute(f"CREATE TEMP TABLE superseded AS {superseded_sql(contract)}")
-        duplicates = con.execute("SELECT count(*) FROM superseded").fetchone()
-        if duplicates and duplicates[0]:
+        # Most files repeat no key: Arrow's count of distinct keys says so without DuckDB's
+        # window over every row (the step whose memory varied most from run to run).
+        keys = good.column(contract.primary_key)
+        repeated = pc.count_distinct(keys).as_py() < len(keys) - keys.null_count
+        superseded = ""
+        if repeated:
+            con.execute(f"CREATE TEMP TABLE superseded AS {superseded_sql(contract)}")
             valid = con.execute(
                 f"SELECT {names} FROM good g WHERE NOT EXISTS (SELECT 1 FROM superseded s"
                 f" WHERE s.{SHEET_INDEX} = g.{SHEET_INDEX} AND s.{SOURCE_ROW} = g.{SOURCE_ROW})"
                 f" ORDER BY {SHEET_INDEX}, {SOURCE_ROW}"
             ).to_arrow_table()
+            # Superseded duplicates passed every rule: their values are kept as typed, as text.
+            as_text = ", ".join(
+                f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.column_names
+            )
+            superseded = (
+                f" UNION ALL SELECT {as_text}, 'duplicate {contract.primary_key} ' ||"
+                f" {_q(contract.primary_key)} || ': superseded by ' || _winner,"
+                f" $source_file, {POSITION} FROM superseded"
+            )
         else:  # the good rows are the answer as they are, in file order
             valid = good.select(list(contract.column_names))
-        # Superseded duplicates passed every rule: their values are kept as typed, as text.
-        as_text = ", ".join(f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.column_names)
-        key = _q(contract.primary_key)
         rejected = con.execute(
-            f"""
-            SELECT * EXCLUDE ({SHEET_INDEX}) FROM (
-              SELECT {names}, {REASON}, ? AS {SOURCE_FILE}, {POSITION} FROM bad
-              UNION ALL
-              SELECT {as_text}, 'duplicate {contract.primary_key} ' || {key}
-                || ': superseded by ' || _winner, ?, {POSITION} FROM superseded
-            ) ORDER BY {SHEET_INDEX}, {SOURCE_ROW}
-            """,
-            [source_file, source_file],
+            f"SELECT * EXCLUDE ({SHEET_INDEX}) FROM ("
+            f"SELECT {names}, {REASON}, $source_file AS {SOURCE_FILE}, {POSITION} FROM bad"
+            f"{superseded}) ORDER BY {SHEET_INDEX}, {SOURCE_ROW}",
+            {"source_file": source_file},
         ).to_arrow_table()
         con.unregister("good")
         return valid, rejected
