@@ -154,11 +154,12 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
         sql: SqlEngineResource,
         merge_engine: LocalMergeEngineResource,
     ) -> dg.MaterializeResult:
-        result = merge_engine.load(context, lake.lake(), sql, contract, checks)
+        the_lake = lake.lake()
+        result = merge_engine.load(context, the_lake, sql, contract, checks)
         return result._replace(
             metadata={
                 **(result.metadata or {}),
-                "dagster/uri": lake.lake().url(layout.table_path(ds)),
+                "dagster/uri": the_lake.url(layout.table_path(ds)),
                 "dagster/column_schema": column_schema(contract),
             }
         )

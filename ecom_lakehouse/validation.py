@@ -182,13 +182,11 @@ POSITION = f"{SOURCE_SHEET}, {SHEET_INDEX}, {SOURCE_ROW}"
 def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType]) -> str:
     """Over a batch of parts (``raw``, whose columns have ``raw_types``): the typed columns, the
     position, and a reason that is NULL when the row breaks no type, required or business rule."""
-    kinds = {c.name: (raw_types[RAW_PREFIX + c.name], c) for c in contract.columns}
-    typed = ",\n  ".join(
-        f"{_typed(c.name, c.sql_type, t)} AS {_q(c.name)}" for t, c in kinds.values()
-    )
+    kinds = [(raw_types[RAW_PREFIX + c.name], c) for c in contract.columns]
+    typed = ",\n  ".join(f"{_typed(c.name, c.sql_type, t)} AS {_q(c.name)}" for t, c in kinds)
     raw_cols = ", ".join(_q(RAW_PREFIX + c) for c in contract.column_names)
     checks = []
-    for raw_type, c in kinds.values():
+    for raw_type, c in kinds:
         text = not reads_as_typed(raw_type, c.sql_type)
         present = _present(c.name, text)
         shown = as_shown(present, raw_type)

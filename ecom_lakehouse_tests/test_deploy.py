@@ -14,8 +14,11 @@ from typing import Any
 import jsonata
 import pytest
 from cfnlint.decode import cfn_yaml
+from deltalake import DeltaTable
 
+from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.definitions import DATASETS
 from ecom_lakehouse.generate import generate
 from ecom_lakehouse.jobs import ingest_job_name
 from ecom_lakehouse_tests.conftest import files_under
@@ -125,6 +128,7 @@ def test_the_trigger_maps_every_raw_folder_to_its_dataset():
         event = s3_event("lake", f"raw/{contract.raw_folder}/f.csv")
         assert evaluate(route, event, {}) == contract.name
         assert ingest_job_name(contract.name) == f"{contract.name}_ingest"
+        assert DATASETS[contract.name].partitions.name == f"{contract.name}_files"
     assert evaluate(route, s3_event("lake", "raw/unknown/f.csv"), {}) is None
 
 
@@ -240,7 +244,8 @@ def test_the_forwarded_request_makes_dagster_process_the_file(tmp_path):
         assert tags["ecom_lakehouse/trigger"] == f"s3://lake-bucket/{key}"
         assert run["jobName"] == "orders_ingest"
         assert files_under(lake_dir, "raw") == []  # processed and archived
-        assert files.rows["orders"] > 0
+        table = DeltaTable(str(lake_dir / layout.table_path("orders")))
+        assert table.to_pyarrow_table().num_rows == files.rows["orders"]
         # a second delivery of the same event is accepted and changes nothing
         again = post_graphql(port, body)["data"]
         assert again["addDynamicPartition"]["__typename"] == "DuplicateDynamicPartitionError"
