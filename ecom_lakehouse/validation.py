@@ -230,6 +230,26 @@ WHERE w._rank > 1
 # DuckDB to use every core (one small sheet at a time would run on one).
 BATCH_ROWS = 50_000
 
+# Rows per Arrow chunk of a DuckDB result. DuckDB reserves every column of a chunk for this
+# many rows up front; at its default (1,000,000) each checked batch held ~15x the memory its
+# rows need, and whether those reserved pages were resident varied from run to run (the
+# 100,000-order benchmark's validation peaked at ~500 or ~700 MB).
+ARROW_CHUNK_ROWS = 65_536
+
+
+def _arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
+    return result.to_arrow_table(ARROW_CHUNK_ROWS)
+
+
+def has_repeats(values: pa.ChunkedArray) -> bool:
+    """Whether a non-null value occurs more than once. Integers are sorted by NumPy, which
+    needs one copy of the column; Arrow's hash kernels took ~75 MB for 550,000 keys."""
+    present = values.drop_null()
+    if pa.types.is_integer(present.type):
+        ordered = np.sort(present.to_numpy())
+        return bool(np.any(ordered[1:] == ordered[:-1]))
+    return pc.count_distinct(present).as_py() < len(present)
+
 
 class _RowChecker:
     """Checks batches of aligned parts with DuckDB; keeps the good rows (typed, with their
@@ -271,7 +291,7 @@ class _RowChecker:
         raw_types = dict(zip(raw.column_names, raw.schema.types, strict=True))
         con.register("raw", raw)
         try:
-            checked = con.execute(row_checks_sql(contract, raw_types)).to_arrow_table()
+            checked = _arrow(con.execute(row_checks_sql(contract, raw_types)))
             reasons = checked.column(REASON)
             if reasons.null_count == checked.num_rows:  # every row is good: no copy
                 self.good.append(checked.drop_columns([REASON]))
@@ -298,18 +318,17 @@ class _RowChecker:
         good = pa.concat_tables(self.good) if self.good else self._no_good_rows()
         self.good.clear()
         con.register("good", good)
-        # Most files repeat no key: Arrow's count of distinct keys says so without DuckDB's
-        # window over every row (the step whose memory varied most from run to run).
-        keys = good.column(contract.primary_key)
-        repeated = pc.count_distinct(keys).as_py() < len(keys) - keys.null_count
         superseded = ""
-        if repeated:
+        # Most files repeat no key: then the window that de-duplicates is not needed.
+        if has_repeats(good.column(contract.primary_key)):
             con.execute(f"CREATE TEMP TABLE superseded AS {superseded_sql(contract)}")
-            valid = con.execute(
-                f"SELECT {names} FROM good g WHERE NOT EXISTS (SELECT 1 FROM superseded s"
-                f" WHERE s.{SHEET_INDEX} = g.{SHEET_INDEX} AND s.{SOURCE_ROW} = g.{SOURCE_ROW})"
-                f" ORDER BY {SHEET_INDEX}, {SOURCE_ROW}"
-            ).to_arrow_table()
+            valid = _arrow(
+                con.execute(
+                    f"SELECT {names} FROM good g WHERE NOT EXISTS (SELECT 1 FROM superseded s"
+                    f" WHERE s.{SHEET_INDEX} = g.{SHEET_INDEX}"
+                    f" AND s.{SOURCE_ROW} = g.{SOURCE_ROW}) ORDER BY {SHEET_INDEX}, {SOURCE_ROW}"
+                )
+            )
             # Superseded duplicates passed every rule: their values are kept as typed, as text.
             as_text = ", ".join(
                 f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.column_names
@@ -321,21 +340,25 @@ class _RowChecker:
             )
         else:  # the good rows are the answer as they are, in file order
             valid = good.select(list(contract.column_names))
-        rejected = con.execute(
-            f"SELECT * EXCLUDE ({SHEET_INDEX}) FROM ("
-            f"SELECT {names}, {REASON}, $source_file AS {SOURCE_FILE}, {POSITION} FROM bad"
-            f"{superseded}) ORDER BY {SHEET_INDEX}, {SOURCE_ROW}",
-            {"source_file": source_file},
-        ).to_arrow_table()
+        rejected = _arrow(
+            con.execute(
+                f"SELECT * EXCLUDE ({SHEET_INDEX}) FROM ("
+                f"SELECT {names}, {REASON}, $source_file AS {SOURCE_FILE}, {POSITION} FROM bad"
+                f"{superseded}) ORDER BY {SHEET_INDEX}, {SOURCE_ROW}",
+                {"source_file": source_file},
+            )
+        )
         con.unregister("good")
         return valid, rejected
 
     def _no_good_rows(self) -> pa.Table:
         typed = ", ".join(f"NULL::{c.sql_type} AS {_q(c.name)}" for c in self.contract.columns)
-        return self.con.execute(
-            f"SELECT {typed}, NULL::VARCHAR AS {SOURCE_SHEET}, NULL::INTEGER AS {SHEET_INDEX},"
-            f" NULL::BIGINT AS {SOURCE_ROW} LIMIT 0"
-        ).to_arrow_table()
+        return _arrow(
+            self.con.execute(
+                f"SELECT {typed}, NULL::VARCHAR AS {SOURCE_SHEET}, NULL::INTEGER AS {SHEET_INDEX},"
+                f" NULL::BIGINT AS {SOURCE_ROW} LIMIT 0"
+            )
+        )
 
 
 def validate(

@@ -7,7 +7,7 @@ import pytest
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.readers import read_parts
-from ecom_lakehouse.validation import InvalidSchema, header_mapping, validate
+from ecom_lakehouse.validation import InvalidSchema, has_repeats, header_mapping, validate
 from ecom_lakehouse_tests.conftest import shared_file
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order, xlsx_bytes
 
@@ -208,3 +208,20 @@ def test_date_cells_are_utc_timestamps():
 def test_large_integer_ids_keep_every_digit():
     result = run([order("9007199254740993")])
     assert result.valid.column("order_id").to_pylist() == [9007199254740993]
+
+
+@pytest.mark.parametrize(
+    ("values", "type_", "repeats"),
+    [
+        ([3, None, 1, None, 2], pa.int64(), False),  # nulls are not keys: they never repeat
+        ([3, 1, 2, 1], pa.int32(), True),
+        ([], pa.int64(), False),
+        (["a", None, "b"], pa.string(), False),
+        (["a", "b", "a"], pa.string(), True),
+    ],
+)
+def test_repeated_keys_are_found_in_any_chunking(values, type_, repeats):
+    whole = pa.chunked_array([pa.array(values, type_)])
+    split = pa.chunked_array([pa.array(values[:2], type_), pa.array(values[2:], type_)])
+    assert has_repeats(whole) is repeats
+    assert has_repeats(split) is repeats
