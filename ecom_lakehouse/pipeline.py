@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -106,40 +110,52 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
             f"unsupported file type for {contract.name}: accepted formats are "
             f"{', '.join(contract.formats)}",
         )
-    data, source = lake.read(source.key)
-    try:
-        result = validate(contract, iter_parts(data, fmt), file_key)
-    except UnreadableFile as exc:
-        raise reject_file(lake, source, file_key, "unreadable", str(exc)) from None
-    except InvalidSchema as exc:
-        raise reject_file(lake, source, file_key, "invalid_schema", str(exc)) from None
+    with _scratch() as scratch:
+        local, source = lake.download(source.key, scratch)
+        try:
+            result = validate(contract, iter_parts(local, fmt), file_key)
+        except UnreadableFile as exc:
+            raise reject_file(lake, source, file_key, "unreadable", str(exc)) from None
+        except InvalidSchema as exc:
+            raise reject_file(lake, source, file_key, "invalid_schema", str(exc)) from None
 
-    validated_key = layout.validated_key(contract.name, file_key)
-    valid = result.valid.replace_schema_metadata(
-        {
-            **(result.valid.schema.metadata or {}),
-            META_FILE_KEY: file_key.encode(),
-            META_ETAG: source.etag.encode(),
-            META_UPLOAD_VERSION: str(upload_version(source)).encode(),
-        }
+        validated_key = layout.validated_key(contract.name, file_key)
+        valid = result.valid.replace_schema_metadata(
+            {
+                **(result.valid.schema.metadata or {}),
+                META_FILE_KEY: file_key.encode(),
+                META_ETAG: source.etag.encode(),
+                META_UPLOAD_VERSION: str(upload_version(source)).encode(),
+            }
+        )
+        _write_parquet(lake, validated_key, valid, scratch)
+        rejects_key = layout.rejected_records_key(contract.name, file_key)
+        if result.rejected.num_rows:
+            _write_parquet(lake, rejects_key, result.rejected, scratch)
+        elif lake.head(rejects_key) is not None:
+            lake.delete(rejects_key)  # a re-processed file keeps no rejects of an earlier attempt
+    return ValidatedFile(
+        file_key,
+        source,
+        fmt,
+        result,
+        validated_key,
+        rejects_key if result.rejected.num_rows else None,
     )
-    lake.write(validated_key, _parquet_bytes(valid))
-    rejects_path = layout.rejected_records_key(contract.name, file_key)
-    rejects_key: str | None = rejects_path
-    if result.rejected.num_rows:
-        lake.write(rejects_path, _parquet_bytes(result.rejected))
-    else:
-        # A re-processed file must not keep the rejects of an earlier attempt.
-        if lake.head(rejects_path) is not None:
-            lake.delete(rejects_path)
-        rejects_key = None
-    return ValidatedFile(file_key, source, fmt, result, validated_key, rejects_key)
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A private local folder for a step's files (a download, Parquet before its upload)."""
+    with tempfile.TemporaryDirectory(prefix="ecom-lakehouse-") as folder:
+        yield Path(folder)
+
+
+def _write_parquet(lake: Lake, key: str, table: pa.Table, scratch: Path) -> None:
+    local = scratch / "upload.parquet"
+    pq.write_table(table, local, compression="zstd")
+    lake.write(key, local)
+    local.unlink()
 
 
 def validated_upload(lake: Lake, contract: DatasetContract, file_key: str) -> tuple[str, int]:
@@ -169,8 +185,9 @@ class LoadedFile:
 def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFile:
     """MERGE the file's validated rows into its Delta table, exactly once per upload."""
     release_freed_memory()  # what validation freed, before the merge allocates
-    data, _ = lake.read(layout.validated_key(contract.name, file_key))
-    batch = pq.read_table(io.BytesIO(data))
+    with _scratch() as scratch:
+        local, _ = lake.download(layout.validated_key(contract.name, file_key), scratch)
+        batch = pq.read_table(local)
     etag, version = _upload_of(batch.schema, file_key)
     outcome = merge_batch(
         contract,

@@ -1,4 +1,4 @@
-"""Readers: raw bytes of a landed file -> Arrow tables, one per sheet.
+"""Readers: a landed file (a local copy, or its bytes) -> Arrow tables, one per sheet.
 
 Values are read as the file gives them: text for CSV; the cell's own type for XLSX, JSON and
 Parquet when it is a plain scalar (number, text, boolean, date, timestamp), and text otherwise
@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import fastexcel
 import numpy as np
@@ -35,6 +35,11 @@ FORMATS: dict[str, str] = {
 }
 
 
+# A landed file: a local copy, which the readers read in pieces (the pipeline downloads each
+# file, so a large one is never whole in memory), or its bytes.
+Source = Path | bytes
+
+
 class UnreadableFile(Exception):
     """The bytes cannot be read as the format they claim (corrupt, empty, wrong format)."""
 
@@ -53,12 +58,13 @@ def detect_format(key: str) -> str | None:
     return FORMATS.get(PurePosixPath(key).suffix.lower())
 
 
-def iter_parts(data: bytes, fmt: str) -> Iterator[RawPart]:
+def iter_parts(source: Source, fmt: str) -> Iterator[RawPart]:
     """The file's parts, one sheet at a time (only one sheet's rows are in memory at once)."""
-    if not data.strip():
+    head = _head(source, HEAD_BYTES)
+    if not head.strip() and len(head) < HEAD_BYTES:
         raise UnreadableFile("the file is empty")
     try:
-        yield from READERS[fmt](data)
+        yield from READERS[fmt](source)
     except UnreadableFile:
         raise
     except (fastexcel.FastExcelError, pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
@@ -66,8 +72,23 @@ def iter_parts(data: bytes, fmt: str) -> Iterator[RawPart]:
         raise UnreadableFile(f"not a readable {fmt} file: {first_line}") from exc
 
 
-def read_parts(data: bytes, fmt: str) -> list[RawPart]:
-    return list(iter_parts(data, fmt))
+def read_parts(source: Source, fmt: str) -> list[RawPart]:
+    return list(iter_parts(source, fmt))
+
+
+HEAD_BYTES = 65536
+
+
+def _head(source: Source, size: int) -> bytes:
+    if isinstance(source, Path):
+        with source.open("rb") as file:
+            return file.read(size)
+    return source[:size]
+
+
+def _arrow_input(source: Source) -> str | io.BytesIO:
+    """What Arrow's readers take: a path (read in pieces) or the bytes."""
+    return str(source) if isinstance(source, Path) else io.BytesIO(source)
 
 
 def _positional(table: pa.Table, first_row: int) -> pa.Table:
@@ -77,8 +98,8 @@ def _positional(table: pa.Table, first_row: int) -> pa.Table:
     return table.append_column("_source_row", rows)
 
 
-def _read_csv(data: bytes) -> Iterator[RawPart]:
-    text_head = data[:65536].decode("utf-8-sig", errors="strict").splitlines()
+def _read_csv(source: Source) -> Iterator[RawPart]:
+    text_head = _head(source, HEAD_BYTES).decode("utf-8-sig", errors="strict").splitlines()
     header = next(csv.reader(text_head[:1]), [])
     if not header:
         raise UnreadableFile("the file has no header line")
@@ -99,7 +120,7 @@ def _read_csv(data: bytes) -> Iterator[RawPart]:
     def parse(use_threads: bool) -> pa.Table:
         malformed.clear()
         return pacsv.read_csv(
-            io.BytesIO(data),
+            _arrow_input(source),
             read_options=pacsv.ReadOptions(
                 column_names=names,
                 skip_rows=1,
@@ -135,8 +156,8 @@ def _read_csv(data: bytes) -> Iterator[RawPart]:
     yield part
 
 
-def _read_xlsx(data: bytes) -> Iterator[RawPart]:
-    reader = fastexcel.read_excel(data)
+def _read_xlsx(source: Source) -> Iterator[RawPart]:
+    reader = fastexcel.read_excel(str(source) if isinstance(source, Path) else source)
     any_data = False
     for name in reader.sheet_names:
         # Cells keep their type (parsing numbers back from text would cost more than reading
@@ -178,24 +199,24 @@ def _scalars_or_text(table: pa.Table) -> pa.Table:
     return pa.table(columns, names=table.column_names)
 
 
-def _read_jsonl(data: bytes) -> Iterator[RawPart]:
-    if data.lstrip()[:1] == b"[":  # a JSON array of records rather than JSON lines
-        records = json.loads(data)
+def _read_jsonl(source: Source) -> Iterator[RawPart]:
+    if _head(source, HEAD_BYTES).lstrip()[:1] == b"[":  # an array of records, not JSON lines
+        records = json.loads(source.read_bytes() if isinstance(source, Path) else source)
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise UnreadableFile("a JSON file must hold records (objects), one per line or a list")
         table = pa.Table.from_pylist(records)
     else:
-        table = pajson.read_json(io.BytesIO(data))
+        table = pajson.read_json(_arrow_input(source))
     table = _scalars_or_text(table)
     yield RawPart(None, list(table.column_names), _positional(table, first_row=1))
 
 
-def _read_parquet(data: bytes) -> Iterator[RawPart]:
-    table = _scalars_or_text(pq.read_table(io.BytesIO(data)))
+def _read_parquet(source: Source) -> Iterator[RawPart]:
+    table = _scalars_or_text(pq.read_table(_arrow_input(source)))
     yield RawPart(None, list(table.column_names), _positional(table, first_row=1))
 
 
-READERS: dict[str, Callable[[bytes], Iterator[RawPart]]] = {
+READERS: dict[str, Callable[[Source], Iterator[RawPart]]] = {
     "csv": _read_csv,
     "xlsx": _read_xlsx,
     "jsonl": _read_jsonl,

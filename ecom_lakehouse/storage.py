@@ -13,13 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import obstore
 from obstore.store import LocalStore, S3Store
 
 DEFAULT_LAKE = ".lakehouse"
+DOWNLOAD_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,22 @@ class Lake:
         result = obstore.get(self.store, key)
         return bytes(result.bytes()), _info(result.meta)
 
+    def download(self, key: str, directory: Path) -> tuple[Path, ObjectInfo]:
+        """The object saved into ``directory`` under its own name, streamed (never whole in
+        memory), and the metadata of the version saved."""
+        result = obstore.get(self.store, key)
+        target = directory / PurePosixPath(key).name
+        with target.open("wb") as file:
+            for chunk in result.stream(min_chunk_size=DOWNLOAD_CHUNK_BYTES):
+                file.write(chunk)
+        return target, _info(result.meta)
+
     def read_tail(self, key: str, size: int) -> bytes:
         """The last ``size`` bytes of an object (one ranged request)."""
         return bytes(obstore.get(self.store, key, options={"range": {"suffix": size}}).bytes())
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | Path) -> None:
+        """Bytes, or a local file's content (uploaded in parts when large)."""
         obstore.put(self.store, key, data)
 
     def delete(self, key: str) -> None:

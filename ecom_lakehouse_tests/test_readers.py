@@ -124,3 +124,37 @@ def test_real_excel_dates_are_read_as_timestamps():
     data = xlsx_bytes({"s": [["ts"], [datetime(2025, 4, 1, 11, 27)]]})
     (part,) = read_parts(data, "xlsx")
     assert rows(part)[0][0] == datetime(2025, 4, 1, 11, 27)
+
+
+def _parquet_bytes() -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"order_id": [1, 2], "total_amount": [1.5, None]}), sink)
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data"),
+    [
+        ("csv", csv_bytes([ORDERS_HEADER, order(1), order(2)[:4], order(3)])),
+        ("xlsx", xlsx_bytes({"a": [ORDERS_HEADER, order(1)], "b": [ORDERS_HEADER, order(2)]})),
+        ("jsonl", jsonl_bytes([{"order_id": 1, "tags": ["a"]}, {"order_id": 2}])),
+        ("jsonl", b'[{"order_id": 1}, {"order_id": 2}]'),
+        ("parquet", _parquet_bytes()),
+    ],
+)
+def test_a_downloaded_file_reads_as_its_bytes_do(tmp_path, fmt, data):
+    path = tmp_path / f"landed.{fmt}"
+    path.write_bytes(data)
+    from_file, from_bytes = read_parts(path, fmt), read_parts(data, fmt)
+    assert [(p.sheet, p.header, p.malformed) for p in from_file] == [
+        (p.sheet, p.header, p.malformed) for p in from_bytes
+    ]
+    assert [p.table for p in from_file] == [p.table for p in from_bytes]
+
+
+@pytest.mark.parametrize("data", [b"", b" \n\t\n"])
+def test_an_empty_downloaded_file_is_unreadable(tmp_path, data):
+    path = tmp_path / "landed.csv"
+    path.write_bytes(data)
+    with pytest.raises(UnreadableFile, match="empty"):
+        read_parts(path, "csv")
