@@ -5,6 +5,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from ecom_lakehouse import validation
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.readers import read_parts
 from ecom_lakehouse.validation import InvalidSchema, has_repeats, header_mapping, validate
@@ -111,6 +112,31 @@ def test_duplicate_keys_keep_the_latest_timestamp_then_the_last_row():
         4: "duplicate order_id 2: superseded by row 5",
     }
     assert result.rows_read == result.valid.num_rows + result.rejected.num_rows
+
+
+def test_duplicates_across_sheets_and_check_batches_leave_the_winners_in_file_order(
+    monkeypatch,
+):
+    monkeypatch.setattr(validation, "BATCH_ROWS", 2)  # every sheet its own batch
+    data = xlsx_bytes(
+        {
+            "d1": [ORDERS_HEADER, order(1, amount=1), order(2, amount=2), order(3, amount=3)],
+            "d2": [ORDERS_HEADER, order(2, amount=20), order(4, amount=4)],
+            "d3": [ORDERS_HEADER, order(1, "2025-04-01T09:00:00", 10), order(5, amount=5)],
+        }
+    )
+    result = validate(ORDERS, read_parts(data, "xlsx"), "orders/t.xlsx")
+    assert [(r["order_id"], r["total_amount"]) for r in result.valid.to_pylist()] == [
+        (1, Decimal("1.00")),
+        (3, Decimal("3.00")),
+        (2, Decimal("20.00")),
+        (4, Decimal("4.00")),
+        (5, Decimal("5.00")),
+    ]
+    assert reasons(result) == {
+        3: "duplicate order_id 2: superseded by d2 row 2",
+        2: "duplicate order_id 1: superseded by d1 row 2",
+    }
 
 
 def test_a_bad_row_never_displaces_a_good_duplicate():
