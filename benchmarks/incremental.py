@@ -63,7 +63,7 @@ def _updated(rows: pa.Table, by: int) -> pa.Table:
     )
 
 
-def measure(big_rows: int = 5_000_000, batch_rows: int = 10_000, repeats: int = 3) -> dict:
+def measure(big_rows: int = 5_000_000, batch_rows: int = 10_000, repeats: int = 7) -> dict:
     timings: dict[str, list[float]] = {
         k: [] for k in ("new_empty", "new_big", "upd_small", "upd_big")
     }
