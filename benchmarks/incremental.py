@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
+from benchmarks.run import settle
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.delta import merge_batch
 
@@ -80,6 +81,7 @@ def measure(big_rows: int = 5_000_000, batch_rows: int = 10_000, repeats: int = 
         recent = [START + timedelta(days=363), START + timedelta(days=364)]
         held = DeltaTable(big_uri).to_pyarrow_table(partitions=[("date", "in", recent)])
         held = held.cast(ITEMS.arrow_schema)
+        settle()
         for attempt in range(repeats):
             new = items_table(big_rows + attempt * batch_rows, batch_rows, 2, 363, seed=attempt)
             empty_uri = str(Path(tmp, f"empty{attempt}"))

@@ -45,7 +45,14 @@ def best_of(runs: list[dict]) -> dict:
     }
 
 
+def settle() -> None:
+    """Flush what earlier measurements wrote (hundreds of MB of Delta files), so its writeback
+    does not fall on the next measurement's clock."""
+    os.sync()
+
+
 def _run_once(name: str, input_dir: Path) -> dict:
+    settle()
     with tempfile.TemporaryDirectory() as work:
         started = time.perf_counter()
         child = subprocess.Popen(
@@ -154,16 +161,19 @@ def main() -> None:
     if "fixed" not in args.skip:
         from benchmarks.fixed_cost import measure as fixed
 
+        settle()
         report["fixed_cost"] = fixed()
         print("fixed cost:", report["fixed_cost"], flush=True)
     if "incremental" not in args.skip:
         from benchmarks.incremental import measure as incremental
 
+        settle()
         report["incremental"] = incremental(big_rows=args.incremental_rows)
         print("incremental:", report["incremental"], flush=True)
     if "freshness" not in args.skip:
         from benchmarks.freshness import measure as freshness
 
+        settle()
         report["freshness"] = freshness()
         print("freshness:", report["freshness"], flush=True)
 
