@@ -6,10 +6,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.duckdb_catalog import CatalogMissing, open_catalog
+from ecom_lakehouse.reports import FILE_TAG
 from ecom_lakehouse.storage import Lake
 from ecom_lakehouse_tests.dagster_dev import dagster_dev_process
 
@@ -47,10 +49,30 @@ def wait_until_visible(lake: Lake, order_id: int, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
+def where_the_time_went(home: Path, landed: dict[str, tuple[float, float]]) -> dict:
+    """Median seconds of each leg of a file's way, from the instance's run records: landing ->
+    run created (the sensor loop), -> run started (the queue and the worker's start-up), ->
+    rows queryable (the run's steps)."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        legs: dict[str, list[float]] = {"sensor": [], "queue and start-up": [], "run": []}
+        for record in instance.get_run_records():
+            file_key = record.dagster_run.tags.get(FILE_TAG)
+            if file_key not in landed or record.start_time is None:
+                continue
+            at, visible_at = landed[file_key]
+            created = record.create_timestamp.timestamp()
+            legs["sensor"].append(created - at)
+            legs["queue and start-up"].append(record.start_time - created)
+            legs["run"].append(visible_at - record.start_time)
+    return {leg: round(statistics.median(s), 2) for leg, s in legs.items() if s}
+
+
 def measure(files: int = 7) -> dict:
     with (
         tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp_name,
-        dagster_dev_process(lake_dir := Path(tmp_name, "lake"), Path(tmp_name, "home"), port=3999),
+        dagster_dev_process(
+            lake_dir := Path(tmp_name, "lake"), home := Path(tmp_name, "home"), port=3999
+        ),
     ):
         lake = Lake(str(lake_dir))
         raw = lake_dir / "raw/orders"
@@ -59,15 +81,19 @@ def measure(files: int = 7) -> dict:
         (raw / "warmup.csv").write_bytes(orders_csv(1))
         wait_until_visible(lake, 1, timeout=180)
         latencies = []
+        landed: dict[str, tuple[float, float]] = {}  # file key -> (landed, queryable), epoch
         for n in range(files):
             first_id = 1000 * (n + 1)
-            landed = time.monotonic()
+            started, wall = time.monotonic(), time.time()
             (raw / f"f{n}.csv").write_bytes(orders_csv(first_id))
             wait_until_visible(lake, first_id)
-            latencies.append(time.monotonic() - landed)
+            latencies.append(time.monotonic() - started)
+            landed[f"orders/f{n}.csv"] = (wall, wall + latencies[-1])
+        legs = where_the_time_went(home, landed)
     return {
         "files": files,
         "median_s": round(statistics.median(latencies), 2),
         "min_s": round(min(latencies), 2),
         "max_s": round(max(latencies), 2),
+        "median_legs_s": legs,
     }
