@@ -32,9 +32,8 @@ def visible(lake: Lake, order_id: int) -> bool:
     except CatalogMissing:
         return False
     try:
-        return bool(
-            con.execute(f"SELECT count(*) FROM orders WHERE order_id = {order_id}").fetchone()[0]
-        )
+        row = con.execute(f"SELECT count(*) FROM orders WHERE order_id = {order_id}").fetchone()
+        return bool(row and row[0])
     except duckdb.Error:
         return False
     finally:
