@@ -152,10 +152,10 @@ def _scratch() -> Iterator[Path]:
 
 
 def _write_parquet(lake: Lake, key: str, table: pa.Table, scratch: Path) -> None:
-    local = scratch / "upload.parquet"
-    pq.write_table(table, local, compression="zstd")
-    lake.write(key, local)
-    local.unlink()
+    # A name of its own: the landed file sits in the same folder, under whatever name it has.
+    with tempfile.NamedTemporaryFile(dir=scratch, suffix=".parquet") as local:
+        pq.write_table(table, local.name, compression="zstd")
+        lake.write(key, Path(local.name))
 
 
 def validated_upload(lake: Lake, contract: DatasetContract, file_key: str) -> tuple[str, int]:
