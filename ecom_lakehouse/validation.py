@@ -332,7 +332,7 @@ class _RowChecker:
             losers = _arrow(con.execute(f"SELECT {SHEET_INDEX}, {SOURCE_ROW} FROM superseded"))
             # The losers are few: filtering them out keeps the file's order with no sort.
             kept = pc.invert(pc.is_in(_position(good), value_set=_position(losers)))
-            valid = good.filter(kept).select(list(contract.column_names))
+            valid = good.filter(kept)
             # Superseded duplicates passed every rule: their values are kept as typed, as text.
             as_text = ", ".join(
                 f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.column_names
@@ -343,7 +343,7 @@ class _RowChecker:
                 f" $source_file, {POSITION} FROM superseded"
             )
         else:  # the good rows are the answer as they are, in file order
-            valid = good.select(list(contract.column_names))
+            valid = good
         rejected = _arrow(
             con.execute(
                 f"SELECT * EXCLUDE ({SHEET_INDEX}) FROM ("
@@ -353,7 +353,7 @@ class _RowChecker:
             )
         )
         con.unregister("good")
-        return valid, rejected
+        return valid.select(list(contract.column_names)), rejected
 
     def _no_good_rows(self) -> pa.Table:
         typed = ", ".join(f"NULL::{c.sql_type} AS {_q(c.name)}" for c in self.contract.columns)
