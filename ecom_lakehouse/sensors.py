@@ -31,7 +31,11 @@ from ecom_lakehouse.storage import ObjectInfo
 
 SENSOR_NAME = "raw_files_sensor"
 LOOKBACK = timedelta(seconds=int(os.environ.get("LAKEHOUSE_SENSOR_LOOKBACK_SECONDS", "900")))
-INTERVAL_SECONDS = int(os.environ.get("LAKEHOUSE_SENSOR_INTERVAL_SECONDS", "5"))
+# The least time between two evaluations. Dagster's daemon visits sensors in a 5 s loop, and
+# counts the interval from when the last tick ended: at 5, every other visit found less than
+# 5 s elapsed and skipped, so a landing waited up to ~10 s for the sensor. At 1, the sensor
+# runs on every visit (one LIST of raw/ per ~5 s).
+INTERVAL_SECONDS = int(os.environ.get("LAKEHOUSE_SENSOR_INTERVAL_SECONDS", "1"))
 
 
 def upload_id(info: ObjectInfo) -> str:
