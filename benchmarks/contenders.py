@@ -136,8 +136,8 @@ def project_dagster(input_dir: Path, work_dir: Path) -> Load:
         with dg.DagsterInstance.ephemeral() as instance:
             reports = ingest(instance, defs)
         assert all(r.success for r in reports), [r.error for r in reports]
-        table = [r.metadata[r.dataset] for r in reports]
-        return sum(int(str(t["rows_inserted"])) + int(str(t["rows_updated"])) for t in table)
+        tables = [r.metadata[r.dataset] for r in reports]
+        return sum(int(str(t["rows_inserted"])) + int(str(t["rows_updated"])) for t in tables)
 
     return load
 
