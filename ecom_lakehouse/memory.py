@@ -25,7 +25,7 @@ def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
 
 
 def release_freed_memory() -> None:
-    pa.default_memory_pool().release_unused()  # Arrow's pool (see the package's __init__)
+    pa.default_memory_pool().release_unused()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
