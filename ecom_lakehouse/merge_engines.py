@@ -82,8 +82,9 @@ class LocalMergeEngineResource(dg.ConfigurableResource):
                 "table_version": o.table_version,
                 "source_etag": loaded.etag,
                 "engine": "local (delta-rs)",
-                "dagster/row_count": table_row_count(uri, lake.storage_options()) or 0,
+                "dagster/row_count": rows_before + o.inserted,
             },
+            # The checks read the table itself: its count must reconcile with this one.
             check_results=run_table_checks(lake, sql, checks, rows_before + o.inserted),
         )
 
@@ -112,9 +113,8 @@ class _SparkMergeEngine(LocalMergeEngineResource):
     def client(self, service: str) -> Any:
         return aws_client(service, self.endpoint_url, self.region)
 
-    @property
-    def package_uri(self) -> str:
-        return f"{self.scripts_uri.rstrip('/')}/{PACKAGE_ZIP}"
+    def script_uri(self, name: str) -> str:
+        return f"{self.scripts_uri.rstrip('/')}/{name}"
 
     def pipes_client(self) -> Any:
         raise NotImplementedError
@@ -157,7 +157,7 @@ class GlueMergeEngineResource(_SparkMergeEngine):
                 **arguments,
                 "--tables": self.tables,
                 "--pipes": "s3",
-                "--extra-py-files": self.package_uri,
+                "--extra-py-files": self.script_uri(PACKAGE_ZIP),
                 "--datalake-formats": "delta",
                 # Glue takes one --conf: the others ride in its value
                 "--conf": confs,
@@ -189,14 +189,14 @@ class EmrServerlessMergeEngineResource(_SparkMergeEngine):
             "executionRoleArn": self.execution_role_arn,
             "jobDriver": {
                 "sparkSubmit": {
-                    "entryPoint": f"{self.scripts_uri.rstrip('/')}/{ENTRY_SCRIPT}",
+                    "entryPoint": self.script_uri(ENTRY_SCRIPT),
                     "entryPointArguments": [
                         *(x for item in arguments.items() for x in item),
                         *("--tables", self.tables, "--pipes", "env"),
                     ],
                     # EMR 7 ships the Delta jars here
                     "sparkSubmitParameters": (
-                        f"--py-files {self.package_uri}"
+                        f"--py-files {self.script_uri(PACKAGE_ZIP)}"
                         " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,"
                         "/usr/share/aws/delta/lib/delta-storage.jar" + confs
                     ),
