@@ -90,14 +90,14 @@ def _lake_with_raw(input_dir: Path, work_dir: Path) -> Path:
 def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     """This project's real code path without Dagster: validate (rejects), merge, checks,
     archive, catalog."""
-    from ecom_lakehouse import layout
-    from ecom_lakehouse.catalog import CatalogResource
-    from ecom_lakehouse.checks import table_checks
-    from ecom_lakehouse.delta import table_row_count
-    from ecom_lakehouse.merge_engines import run_table_checks
-    from ecom_lakehouse.pipeline import archive_file, load_file, validate_file
-    from ecom_lakehouse.sql_engines import SqlEngineResource
-    from ecom_lakehouse.storage import Lake
+    from ecom_lakehouse.core import layout
+    from ecom_lakehouse.core.checks import table_checks
+    from ecom_lakehouse.core.delta import table_row_count
+    from ecom_lakehouse.core.pipeline import archive_file, load_file, validate_file
+    from ecom_lakehouse.core.storage import Lake
+    from ecom_lakehouse.resources.catalogs import CatalogResource
+    from ecom_lakehouse.resources.merge_engines import run_table_checks
+    from ecom_lakehouse.resources.sql_engines import SqlEngineResource
 
     lake = Lake(str(_lake_with_raw(input_dir, work_dir)))
     sql, catalog = SqlEngineResource(), CatalogResource()

@@ -10,9 +10,9 @@ import dagster as dg
 import duckdb
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.duckdb_catalog import CatalogMissing, open_catalog
-from ecom_lakehouse.reports import FILE_TAG
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.core.duckdb_catalog import CatalogMissing, open_catalog
+from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.defs.reports import FILE_TAG
 from ecom_lakehouse_tests.dagster_dev import dagster_dev_process
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from benchmarks.run import settle
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.delta import merge_batch
+from ecom_lakehouse.core.delta import merge_batch
 
 ITEMS = CONTRACTS["order_items"]
 START = date(2024, 1, 1)

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ecom_lakehouse.generate import generate
+from ecom_lakehouse.generators.ecommerce import generate
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.core.storage import Lake
 
 
 class UnexpectedError(click.ClickException):
@@ -75,8 +75,8 @@ def query(sql: str, fmt: str) -> None:
     rejected_<dataset>)."""
     import duckdb
 
+    from ecom_lakehouse.core.duckdb_catalog import CatalogMissing
     from ecom_lakehouse.definitions import build_defs
-    from ecom_lakehouse.duckdb_catalog import CatalogMissing
 
     catalog = (build_defs().resources or {})["catalog"]
     try:
@@ -109,7 +109,7 @@ def query(sql: str, fmt: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def generate(out_dir: Path, *, orders: int, products: int, days: int, start, seed: int) -> None:
     """Write synthetic files in the seed formats into OUT_DIR, laid out like raw/."""
-    from ecom_lakehouse.generate import generate as make_files
+    from ecom_lakehouse.generators.ecommerce import generate as make_files
 
     files = make_files(
         out_dir,

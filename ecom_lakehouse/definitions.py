@@ -5,11 +5,11 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from ecom_lakehouse.assets import build_dataset_assets
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.notify import build_notification_sensors
+from ecom_lakehouse.defs.ingest import build_dataset_assets
+from ecom_lakehouse.defs.notifications import build_notification_sensors
+from ecom_lakehouse.defs.sensors import build_raw_sensor
 from ecom_lakehouse.resources import build_resources
-from ecom_lakehouse.sensors import build_raw_sensor
 
 DATASETS = {name: build_dataset_assets(contract) for name, contract in CONTRACTS.items()}
 CATALOG_KEYS = [d.catalog_key for d in DATASETS.values()]

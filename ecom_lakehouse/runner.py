@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ecom_lakehouse.definitions import catalog_job
-from ecom_lakehouse.notify import NotifierResource
-from ecom_lakehouse.reports import FileReport, report_from_events
-from ecom_lakehouse.sensors import SENSOR_NAME
+from ecom_lakehouse.defs.reports import FileReport, report_from_events
+from ecom_lakehouse.defs.sensors import SENSOR_NAME
+from ecom_lakehouse.resources.notifications import NotifierResource
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

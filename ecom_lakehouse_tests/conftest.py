@@ -17,9 +17,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ecom_lakehouse.aws import aws_client
+from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.definitions import build_defs
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.resources.aws import aws_client
 
 SHARED_DATA = Path(
     os.environ.get("ECOM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

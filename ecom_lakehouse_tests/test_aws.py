@@ -11,14 +11,14 @@ from pathlib import Path
 import dagster as dg
 from deltalake import DeltaTable
 
-from ecom_lakehouse import layout
-from ecom_lakehouse.checks import render, table_checks
 from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.checks import render, table_checks
+from ecom_lakehouse.core.pipeline import upload_version, validate_file, validated_upload
 from ecom_lakehouse.definitions import build_defs
-from ecom_lakehouse.pipeline import upload_version, validate_file, validated_upload
+from ecom_lakehouse.defs.sensors import RawCursor, scan
+from ecom_lakehouse.resources.sql_engines import AthenaEngineResource
 from ecom_lakehouse.runner import ingest
-from ecom_lakehouse.sensors import RawCursor, scan
-from ecom_lakehouse.sql_engines import AthenaEngineResource
 from ecom_lakehouse_tests.conftest import (
     REGION,
     files_under,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ecom_lakehouse.generate import generate
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.generators.ecommerce import generate
 from ecom_lakehouse_tests.conftest import files_under, query
 from ecom_lakehouse_tests.dagster_dev import graphql, running_dagster_dev
 

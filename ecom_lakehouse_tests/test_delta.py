@@ -3,12 +3,12 @@ from decimal import Decimal
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from ecom_lakehouse import duckdb_catalog
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.delta import merge_batch, table_row_count
-from ecom_lakehouse.readers import read_parts
-from ecom_lakehouse.storage import Lake
-from ecom_lakehouse.validation import validate
+from ecom_lakehouse.core import duckdb_catalog
+from ecom_lakehouse.core.delta import merge_batch, table_row_count
+from ecom_lakehouse.core.readers import read_parts
+from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.validation import validate
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
 ORDERS = CONTRACTS["orders"]

@@ -16,11 +16,11 @@ import pytest
 from cfnlint.decode import cfn_yaml
 from deltalake import DeltaTable
 
-from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.core import layout
 from ecom_lakehouse.definitions import DATASETS
-from ecom_lakehouse.generate import generate
-from ecom_lakehouse.jobs import ingest_job_name
+from ecom_lakehouse.generators.ecommerce import generate
+from ecom_lakehouse.names import ingest_job_name
 from ecom_lakehouse_tests.conftest import files_under
 from ecom_lakehouse_tests.dagster_dev import graphql, post_graphql, running_dagster_dev
 

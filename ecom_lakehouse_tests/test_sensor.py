@@ -2,8 +2,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ecom_lakehouse.sensors import LOOKBACK, SENSOR_NAME, RawCursor, run_key, scan
-from ecom_lakehouse.storage import ObjectInfo
+from ecom_lakehouse.core.storage import ObjectInfo
+from ecom_lakehouse.defs.sensors import LOOKBACK, SENSOR_NAME, RawCursor, run_key, scan
 from ecom_lakehouse_tests.conftest import land
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 

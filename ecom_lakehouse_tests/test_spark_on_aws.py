@@ -15,13 +15,13 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
-from ecom_lakehouse import layout
-from ecom_lakehouse.aws import aws_client
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.definitions import DATASETS
-from ecom_lakehouse.merge_engines import GlueMergeEngineResource
 from ecom_lakehouse.resources import build_resources
+from ecom_lakehouse.resources.aws import aws_client
+from ecom_lakehouse.resources.merge_engines import GlueMergeEngineResource
 from ecom_lakehouse.spark import package
-from ecom_lakehouse.storage import Lake
 from ecom_lakehouse_tests.conftest import REGION, land
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 

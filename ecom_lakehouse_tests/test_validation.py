@@ -5,10 +5,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from ecom_lakehouse import validation
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.readers import read_parts
-from ecom_lakehouse.validation import InvalidSchema, has_repeats, header_mapping, validate
+from ecom_lakehouse.core import validation
+from ecom_lakehouse.core.readers import read_parts
+from ecom_lakehouse.core.validation import InvalidSchema, has_repeats, header_mapping, validate
 from ecom_lakehouse_tests.conftest import shared_file
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order, xlsx_bytes
 

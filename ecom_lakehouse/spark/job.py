@@ -31,9 +31,9 @@ from dagster_pipes import (
 )
 from pyspark.sql import SparkSession
 
-from ecom_lakehouse import layout
-from ecom_lakehouse.checks import table_checks
 from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.checks import table_checks
 from ecom_lakehouse.spark.batch import ValidatedInput, prepare, read_validated
 from ecom_lakehouse.spark.tables import DeltaRsTables, SparkDeltaTables, Tables
 

@@ -14,8 +14,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecom_lakehouse.layout import SCRIPTS
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.core.layout import SCRIPTS
+from ecom_lakehouse.core.storage import Lake
 
 PACKAGE_ZIP = "ecom_lakehouse.zip"
 ENTRY_SCRIPT = "spark_job.py"

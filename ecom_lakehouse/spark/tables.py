@@ -10,9 +10,9 @@ from typing import Protocol
 
 from pyspark.sql import DataFrame, SparkSession
 
-from ecom_lakehouse.checks import TableCheck, render
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.merge_spec import MergeOutcome, merge_statement, txn_app_id
+from ecom_lakehouse.core.checks import TableCheck, render
+from ecom_lakehouse.core.merge_spec import MergeOutcome, merge_statement, txn_app_id
 from ecom_lakehouse.spark.batch import ddl, partition_values
 
 # Delta Lake's idempotent writes for SQL DML: a commit carrying an (app id, version) at or below
@@ -111,24 +111,24 @@ class DeltaRsTables:
     image that commits with Spark need not have deltalake or DuckDB."""
 
     def __init__(self, lake_uri: str) -> None:
-        from ecom_lakehouse.sql_engines import SqlEngineResource
-        from ecom_lakehouse.storage import Lake
+        from ecom_lakehouse.core.storage import Lake
+        from ecom_lakehouse.resources.sql_engines import SqlEngineResource
 
         self.lake = Lake(lake_uri)
         self.sql = SqlEngineResource()
 
     def _uri(self, contract: DatasetContract) -> str:
-        from ecom_lakehouse import layout
+        from ecom_lakehouse.core import layout
 
         return self.lake.url(layout.table_path(contract.name))
 
     def row_count(self, contract: DatasetContract) -> int:
-        from ecom_lakehouse.delta import table_row_count
+        from ecom_lakehouse.core.delta import table_row_count
 
         return table_row_count(self._uri(contract), self.lake.storage_options()) or 0
 
     def merge(self, contract, batch, *, file_key, etag, upload_version) -> MergeOutcome:
-        from ecom_lakehouse.delta import merge_batch
+        from ecom_lakehouse.core.delta import merge_batch
 
         return merge_batch(
             contract,

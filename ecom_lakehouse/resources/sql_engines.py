@@ -8,9 +8,9 @@ import time
 import dagster as dg
 import duckdb
 
-from ecom_lakehouse import duckdb_catalog
-from ecom_lakehouse.aws import aws_client
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.core import duckdb_catalog
+from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.resources.aws import aws_client
 
 
 class SqlError(Exception):

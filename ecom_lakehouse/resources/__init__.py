@@ -16,29 +16,19 @@ from urllib.parse import urlparse
 
 import dagster as dg
 
-from ecom_lakehouse.catalog import CatalogResource, GlueCatalogResource
-from ecom_lakehouse.merge_engines import (
+from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.resources.catalogs import CatalogResource, GlueCatalogResource
+from ecom_lakehouse.resources.lake import LakeResource
+from ecom_lakehouse.resources.merge_engines import (
     EmrServerlessMergeEngineResource,
     GlueMergeEngineResource,
     LocalMergeEngineResource,
 )
-from ecom_lakehouse.notify import NotifierResource, SnsNotifierResource
-from ecom_lakehouse.sql_engines import AthenaEngineResource, SqlEngineResource
-from ecom_lakehouse.storage import Lake, normalize_uri
+from ecom_lakehouse.resources.notifications import NotifierResource, SnsNotifierResource
+from ecom_lakehouse.resources.sql_engines import AthenaEngineResource, SqlEngineResource
 
 DEFAULT_GLUE_DATABASE = "ecom_lakehouse"
 EMR_LOG_GROUP = "/aws/emr-serverless/ecom-lakehouse"  # the analytics stack's, for its default name
-
-
-class LakeResource(dg.ConfigurableResource):
-    """The bucket (or local folder) every zone lives in."""
-
-    uri: str
-    endpoint_url: str | None = None
-    region: str | None = None
-
-    def lake(self) -> Lake:
-        return Lake(normalize_uri(self.uri), self.endpoint_url, self.region)
 
 
 def _local(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResource]:

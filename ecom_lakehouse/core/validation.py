@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.readers import RawPart, as_text
+from ecom_lakehouse.core.readers import RawPart, as_text
 
 REASON = "_reason"
 SOURCE_FILE = "_source_file"

@@ -18,10 +18,10 @@ from urllib.parse import urlparse
 import duckdb
 from duckdb_extensions import import_extension
 
-from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
-from ecom_lakehouse.delta import table_exists
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.delta import table_exists
+from ecom_lakehouse.core.storage import Lake
 
 CATALOG_FILE = "lakehouse.duckdb"
 

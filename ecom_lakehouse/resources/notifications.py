@@ -5,13 +5,11 @@ sends them for its own runs. Both build the same report from the run's events.
 """
 
 import logging
-from collections.abc import Sequence
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ecom_lakehouse.aws import aws_client
-from ecom_lakehouse.reports import FileReport, report_for_run
+from ecom_lakehouse.defs.reports import FileReport
+from ecom_lakehouse.resources.aws import aws_client
 
 log = logging.getLogger("ecom_lakehouse.notify")
 
@@ -43,37 +41,3 @@ class SnsNotifierResource(NotifierResource):
         aws_client("sns", self.endpoint_url, self.region).publish(
             TopicArn=topic, Subject=report.subject(), Message=report.message(self.ui_url)
         )
-
-
-NOTIFICATIONS = (
-    (
-        "file_failure_notifier",
-        dg.DagsterRunStatus.FAILURE,
-        "Tells a person which file failed, in which asset, why, and where the run is.",
-    ),
-    (
-        "file_success_notifier",
-        dg.DagsterRunStatus.SUCCESS,
-        "A summary per loaded file (rows read, loaded, rejected; failed checks).",
-    ),
-)
-
-
-def build_notification_sensors(
-    jobs: Sequence[UnresolvedAssetJobDefinition],
-) -> list[dg.SensorDefinition]:
-    sensors = []
-    for name, status, description in NOTIFICATIONS:
-
-        @dg.run_status_sensor(
-            name=name,
-            run_status=status,
-            monitored_jobs=list(jobs),
-            default_status=dg.DefaultSensorStatus.RUNNING,
-            description=description,
-        )
-        def notify(context: dg.RunStatusSensorContext, notifier: NotifierResource) -> None:
-            notifier.publish(report_for_run(context.instance, context.dagster_run))
-
-        sensors.append(notify)
-    return list(sensors)

@@ -14,15 +14,15 @@ from typing import Any
 
 import dagster as dg
 
-from ecom_lakehouse import layout
-from ecom_lakehouse.aws import aws_client
-from ecom_lakehouse.checks import TableCheck, render
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.delta import table_row_count
-from ecom_lakehouse.pipeline import load_file, validated_upload
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.checks import TableCheck, render
+from ecom_lakehouse.core.delta import table_row_count
+from ecom_lakehouse.core.pipeline import load_file, validated_upload
+from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.resources.aws import aws_client
+from ecom_lakehouse.resources.sql_engines import SqlEngineResource, SqlError
 from ecom_lakehouse.spark.package import ENTRY_SCRIPT, PACKAGE_ZIP
-from ecom_lakehouse.sql_engines import SqlEngineResource, SqlError
-from ecom_lakehouse.storage import Lake
 
 # Glue 5 and EMR 7 ship Delta Lake; these confs turn it on in the Spark session.
 DELTA_SPARK_CONFS = {

@@ -16,7 +16,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.merge_spec import (
+from ecom_lakehouse.core.merge_spec import (
     SOURCE,
     TARGET,
     MergeOutcome,

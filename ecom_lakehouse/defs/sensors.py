@@ -17,17 +17,17 @@ from datetime import datetime, timedelta
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import (
     CONTRACTS,
     DatasetContract,
     contract_for_raw_folder,
     load_rank,
 )
-from ecom_lakehouse.jobs import ingest_job_name
-from ecom_lakehouse.reports import FILE_TAG
-from ecom_lakehouse.resources import LakeResource
-from ecom_lakehouse.storage import ObjectInfo
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.storage import ObjectInfo
+from ecom_lakehouse.defs.reports import FILE_TAG
+from ecom_lakehouse.names import ingest_job_name
+from ecom_lakehouse.resources.lake import LakeResource
 
 SENSOR_NAME = "raw_files_sensor"
 LOOKBACK = timedelta(seconds=int(os.environ.get("LAKEHOUSE_SENSOR_LOOKBACK_SECONDS", "900")))

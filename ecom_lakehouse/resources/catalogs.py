@@ -10,10 +10,10 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ecom_lakehouse import duckdb_catalog, layout
-from ecom_lakehouse.aws import aws_client
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.storage import Lake
+from ecom_lakehouse.core import duckdb_catalog, layout
+from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.resources.aws import aws_client
 
 # Glue entries Athena engine v3 reads as native Delta tables; the columns mirror the Delta log
 # so Lake Formation, views and column filters also work.

@@ -11,21 +11,21 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ecom_lakehouse import layout
-from ecom_lakehouse.catalog import CatalogResource
-from ecom_lakehouse.checks import table_checks
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.delta import table_exists
-from ecom_lakehouse.jobs import ingest_job_name
-from ecom_lakehouse.merge_engines import LocalMergeEngineResource
-from ecom_lakehouse.pipeline import (
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.checks import table_checks
+from ecom_lakehouse.core.delta import table_exists
+from ecom_lakehouse.core.pipeline import (
     FileRejected,
     SourceMissing,
     archive_file,
     validate_file,
 )
-from ecom_lakehouse.resources import LakeResource
-from ecom_lakehouse.sql_engines import SqlEngineResource
+from ecom_lakehouse.names import ingest_job_name
+from ecom_lakehouse.resources.catalogs import CatalogResource
+from ecom_lakehouse.resources.lake import LakeResource
+from ecom_lakehouse.resources.merge_engines import LocalMergeEngineResource
+from ecom_lakehouse.resources.sql_engines import SqlEngineResource
 
 CATALOG_POOL = "catalog"
 

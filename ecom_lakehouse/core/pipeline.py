@@ -18,14 +18,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ecom_lakehouse import layout
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.delta import merge_batch
-from ecom_lakehouse.memory import release_freed_memory
-from ecom_lakehouse.merge_spec import MergeOutcome
-from ecom_lakehouse.readers import UnreadableFile, detect_format, iter_parts
-from ecom_lakehouse.storage import Lake, ObjectChanged, ObjectInfo
-from ecom_lakehouse.validation import InvalidSchema, ValidationResult, validate
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.delta import merge_batch
+from ecom_lakehouse.core.memory import release_freed_memory
+from ecom_lakehouse.core.merge_spec import MergeOutcome
+from ecom_lakehouse.core.readers import UnreadableFile, detect_format, iter_parts
+from ecom_lakehouse.core.storage import Lake, ObjectChanged, ObjectInfo
+from ecom_lakehouse.core.validation import InvalidSchema, ValidationResult, validate
 
 # Keys of the validated Parquet's schema metadata: what the merge needs to know of the upload.
 META_FILE_KEY = b"ecom_lakehouse.file_key"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from ecom_lakehouse.jobs import dataset_of_ingest_job
+from ecom_lakehouse.names import dataset_of_ingest_job
 
 FILE_TAG = "ecom_lakehouse/file"
 
