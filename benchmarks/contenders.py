@@ -90,34 +90,39 @@ def _lake_with_raw(input_dir: Path, work_dir: Path) -> Path:
 def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     """This project's real code path without Dagster: validate (rejects), merge, checks,
     archive, catalog."""
-    from ecom_lakehouse.core import layout
-    from ecom_lakehouse.core.checks import table_checks
+    from ecom_lakehouse.core import duckdb_catalog, layout
+    from ecom_lakehouse.core.checks import evaluate_checks, table_checks
     from ecom_lakehouse.core.delta import table_row_count
     from ecom_lakehouse.core.pipeline import archive_file, load_file, validate_file
     from ecom_lakehouse.core.storage import Lake
-    from ecom_lakehouse.resources.catalogs import CatalogResource
-    from ecom_lakehouse.resources.merge_engines import run_table_checks
-    from ecom_lakehouse.resources.sql_engines import SqlEngineResource
+    from ecom_lakehouse.resources.catalogs import DuckDbCatalog
+    from ecom_lakehouse.resources.settings import duckdb_catalog_path
 
     lake = Lake(str(_lake_with_raw(input_dir, work_dir)))
-    sql, catalog = SqlEngineResource(), CatalogResource()
+    catalog = DuckDbCatalog(path=str(duckdb_catalog_path({}, lake)))
+
+    def scalar(query: str) -> int:
+        return duckdb_catalog.scalar(lake, query)
+
+    def table_ref(dataset: str) -> str:
+        return duckdb_catalog.delta_scan(lake, dataset)
 
     def load() -> int:
         rows = 0
         for name, path in input_files(input_dir).items():
             contract = CONTRACTS[name]
             file_key = f"{contract.raw_folder}/{path.name}"
-            # as the Dagster steps do, only the upload's ETag outlives validation
-            etag = validate_file(lake, contract, file_key).source.etag
+            # as the Dagster steps do, only the upload outlives validation
+            upload = validate_file(lake, contract, file_key).upload
             uri = lake.url(layout.table_path(name))
             before = table_row_count(uri, lake.storage_options()) or 0
-            loaded = load_file(lake, contract, file_key)
-            expected = before + loaded.outcome.inserted
-            results = run_table_checks(lake, sql, table_checks(contract), expected)
+            outcome = load_file(lake, contract, upload)
+            expected = before + outcome.inserted
+            results = evaluate_checks(table_checks(contract), scalar, table_ref, expected)
             assert all(r.passed for r in results[:2]), results
-            archive_file(lake, file_key, etag)
+            archive_file(lake, upload)
             catalog.register(lake, contract)
-            rows += loaded.outcome.loaded
+            rows += outcome.loaded
         return rows
 
     return load

@@ -22,6 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 from benchmarks.run import settle
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core.delta import merge_batch
+from ecom_lakehouse.core.uploads import Upload
 
 ITEMS = CONTRACTS["order_items"]
 START = date(2024, 1, 1)
@@ -52,7 +53,7 @@ def items_table(first_id: int, rows: int, days: int, first_day: int, seed: int) 
 
 def _timed_load(uri: str, batch: pa.Table, file_key: str) -> float:
     started = time.perf_counter()
-    merge_batch(ITEMS, uri, {}, batch, file_key=file_key, etag="e", upload_version=1)
+    merge_batch(ITEMS, uri, {}, batch, Upload(file_key, "e", 1))
     return time.perf_counter() - started
 
 

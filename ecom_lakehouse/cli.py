@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import os
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import click
 
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.resources.settings import lake_from_env
 
 
 class UnexpectedError(click.ClickException):
@@ -21,7 +21,7 @@ class _Commands(click.Group):
     """Turns an unexpected error into one clear line instead of a traceback (set
     ECOM_LAKEHOUSE_DEBUG=1 to see the traceback)."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -51,7 +51,7 @@ def ingest(verbose: bool) -> None:
     from ecom_lakehouse.runner import ingest as run_ingest
     from ecom_lakehouse.runner import instance_for_cli
 
-    lake = Lake.from_env()
+    lake = lake_from_env()
     click.echo(f"lake: {lake.uri}")
     with instance_for_cli() as instance:
         reports = run_ingest(instance, build_defs(), verbose=verbose)
@@ -76,11 +76,13 @@ def query(sql: str, fmt: str) -> None:
     import duckdb
 
     from ecom_lakehouse.core.duckdb_catalog import CatalogMissing
-    from ecom_lakehouse.definitions import build_defs
+    from ecom_lakehouse.resources import build_resources
+    from ecom_lakehouse.resources.catalogs import Catalog
 
-    catalog = (build_defs().resources or {})["catalog"]
+    catalog = build_resources()["catalog"]
+    assert isinstance(catalog, Catalog)
     try:
-        con = catalog.connect_for_query(Lake.from_env())
+        con = catalog.connect_for_query(lake_from_env())
     except CatalogMissing as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -107,7 +109,9 @@ def query(sql: str, fmt: str) -> None:
 @click.option("--days", type=click.IntRange(min=1), default=15, show_default=True)
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2025-04-01", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def generate(out_dir: Path, *, orders: int, products: int, days: int, start, seed: int) -> None:
+def generate(
+    out_dir: Path, *, orders: int, products: int, days: int, start: datetime, seed: int
+) -> None:
     """Write synthetic files in the seed formats into OUT_DIR, laid out like raw/."""
     from ecom_lakehouse.generators.ecommerce import generate as make_files
 
@@ -136,7 +140,7 @@ def package_spark() -> None:
     """
     from ecom_lakehouse.spark import package
 
-    lake = Lake.from_env()
+    lake = lake_from_env()
     built = package.build()
     written = package.upload(lake, built)
     for key in written:

@@ -1,12 +1,98 @@
-"""The name of each dataset's ingest job, and back: one rule for the assets, the sensor, the
-CLI and the notifications."""
+"""Every Dagster name, derived from a dataset's contract in this one place: asset keys, the
+ingest job, the file partitions, the table's pool, the group; and the names shared by the
+definitions, the CLI, the notifications and the deployment (sensors, jobs, run tags).
+
+``check_unique`` refuses contracts whose names would collide (two datasets, or two dataset
+families, making the same asset key, job or partitions).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ecom_lakehouse.contracts import DatasetContract
 
 INGEST_SUFFIX = "_ingest"
+RAW_SENSOR = "raw_files_sensor"
+CATALOG_SENSOR = "catalog_automation_sensor"
+CATALOG_JOB = "catalog_refresh"
+CATALOG_POOL = "catalog"
+
+# Run tags
+FILE_TAG = "ecom_lakehouse/file"
+ETAG_TAG = "ecom_lakehouse/etag"
+TRIGGER_TAG = "ecom_lakehouse/trigger"
 
 
-def ingest_job_name(dataset: str) -> str:
-    return f"{dataset}{INGEST_SUFFIX}"
+@dataclass(frozen=True)
+class DatasetNames:
+    dataset: str
+
+    @property
+    def group(self) -> str:
+        return self.dataset
+
+    @property
+    def validated(self) -> dg.AssetKey:
+        return dg.AssetKey(f"{self.dataset}_validated")
+
+    @property
+    def table(self) -> dg.AssetKey:
+        return dg.AssetKey(self.dataset)
+
+    @property
+    def archived(self) -> dg.AssetKey:
+        return dg.AssetKey(f"{self.dataset}_archived")
+
+    @property
+    def catalog(self) -> dg.AssetKey:
+        return dg.AssetKey(f"{self.dataset}_catalog")
+
+    @property
+    def asset_keys(self) -> tuple[dg.AssetKey, ...]:
+        return (self.validated, self.table, self.archived, self.catalog)
+
+    @property
+    def ingest_job(self) -> str:
+        return f"{self.dataset}{INGEST_SUFFIX}"
+
+    @property
+    def partitions(self) -> str:
+        """The dynamic partitions: one per landed file."""
+        return f"{self.dataset}_files"
+
+    @property
+    def pool(self) -> str:
+        """One writer per Delta table at a time (Spark on Glue commits with a single-driver log
+        store); the pool's limit is set in the instance's dagster.yaml."""
+        return f"delta_table_{self.dataset}"
+
+
+def names_of(contract: DatasetContract | str) -> DatasetNames:
+    return DatasetNames(contract if isinstance(contract, str) else contract.name)
 
 
 def dataset_of_ingest_job(job_name: str) -> str:
     return job_name.removesuffix(INGEST_SUFFIX)
+
+
+class NameCollision(ValueError):
+    pass
+
+
+def check_unique(contracts: Iterable[DatasetContract]) -> None:
+    """Every asset key, job and partitions name is made by one dataset only."""
+    made: Counter[str] = Counter()
+    for contract in contracts:
+        n = names_of(contract)
+        made.update(
+            {k.to_user_string() for k in n.asset_keys} | {n.ingest_job, n.partitions, n.pool}
+        )
+    fixed = {RAW_SENSOR, CATALOG_SENSOR, CATALOG_JOB, CATALOG_POOL}
+    clashes = sorted(name for name, count in made.items() if count > 1 or name in fixed)
+    if clashes:
+        raise NameCollision(f"two definitions would have the same name: {clashes}")

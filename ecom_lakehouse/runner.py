@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from ecom_lakehouse.definitions import catalog_job
-from ecom_lakehouse.defs.reports import FileReport, report_from_events
-from ecom_lakehouse.defs.sensors import SENSOR_NAME
-from ecom_lakehouse.resources.notifications import NotifierResource
+from ecom_lakehouse.core.reports import FileReport
+from ecom_lakehouse.defs.reports import report_from_events
+from ecom_lakehouse.names import CATALOG_JOB, RAW_SENSOR, TRIGGER_TAG
+from ecom_lakehouse.resources.notifications import Notifier
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -46,10 +46,10 @@ def ingest(
     timings = Timings() if timings is None else timings
     run_config = {} if verbose else QUIET
     with timings.phase("sensor evaluation"):
-        sensor = defs.get_repository_def().get_sensor_def(SENSOR_NAME)
+        sensor = defs.get_repository_def().get_sensor_def(RAW_SENSOR)
         # No cursor: everything in raw/ now is processed, including files whose earlier run
         # failed.
-        context = dg.build_sensor_context(resources=defs.resources, sensor_name=SENSOR_NAME)
+        context = dg.build_sensor_context(resources=defs.resources, sensor_name=RAW_SENSOR)
         result = sensor(context)
         assert isinstance(result, dg.SensorResult)
         for partitions in result.dynamic_partitions_requests or []:
@@ -58,7 +58,7 @@ def ingest(
                     partitions.partitions_def_name, partitions.partition_keys
                 )
     notifier = (defs.resources or {})["notifier"]
-    assert isinstance(notifier, NotifierResource)
+    assert isinstance(notifier, Notifier)
     reports = []
     for request in result.run_requests or []:
         with timings.phase("ingest runs"):
@@ -66,7 +66,7 @@ def ingest(
             run = defs.resolve_job_def(request.job_name).execute_in_process(
                 partition_key=request.partition_key,
                 instance=instance,
-                tags={**request.tags, "ecom_lakehouse/trigger": "cli"},
+                tags={**request.tags, TRIGGER_TAG: "cli"},
                 run_config=run_config,
                 raise_on_error=False,
             )
@@ -76,7 +76,7 @@ def ingest(
         reports.append(report)
     if any(r.success for r in reports):
         with timings.phase("catalog refresh run"):
-            defs.resolve_job_def(catalog_job.name).execute_in_process(
+            defs.resolve_job_def(CATALOG_JOB).execute_in_process(
                 instance=instance, run_config=run_config, raise_on_error=True
             )
     return reports

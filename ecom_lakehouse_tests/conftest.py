@@ -19,12 +19,16 @@ import pytest
 
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.definitions import build_defs
+from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.aws import aws_client
+from ecom_lakehouse.resources.settings import lake_from_env
 
 SHARED_DATA = Path(
     os.environ.get("ECOM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 REGION = "us-east-1"
+# moto takes any credentials; every client (boto3, obstore, delta-rs, DuckDB) is given these.
+TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def shared_file(relative: str) -> Path:
@@ -54,7 +58,7 @@ def moto_endpoint() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     # Credentials for every client in this process (boto3, obstore, delta-rs, DuckDB).
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    os.environ.update(TEST_CREDENTIALS)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -108,6 +112,7 @@ def s3_stack(endpoint: str) -> Stack:
         "LAKEHOUSE_URI": f"s3://{name}",
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_REGION": REGION,
+        **TEST_CREDENTIALS,
         "LAKEHOUSE_GLUE_DATABASE": name.replace("-", "_"),
         "LAKEHOUSE_SNS_FAILURE_TOPIC_ARN": topic,
         # moto accepts Athena queries but does not run them; the checks' SQL runs on DuckDB
@@ -116,7 +121,7 @@ def s3_stack(endpoint: str) -> Stack:
         # Spark cannot reach S3 here (no hadoop-aws jars): the Glue engine has its own test.
         "LAKEHOUSE_MERGE_ENGINE": "local",
     }
-    return Stack("s3", Lake.from_env(env), env, queue_url)
+    return Stack("s3", lake_from_env(env), env, queue_url)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -167,7 +172,7 @@ def query(target: Stack | Lake, sql: str) -> list[tuple]:
         if isinstance(target, Stack)
         else Stack("local", target, {"LAKEHOUSE_URI": target.uri})
     )
-    con = stack.defs.resources["catalog"].connect_for_query(stack.lake)
+    con = build_resources(stack.env)["catalog"].connect_for_query(stack.lake)
     try:
         return con.execute(sql).fetchall()
     finally:

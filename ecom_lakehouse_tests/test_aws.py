@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -14,10 +15,11 @@ from deltalake import DeltaTable
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import render, table_checks
-from ecom_lakehouse.core.pipeline import upload_version, validate_file, validated_upload
+from ecom_lakehouse.core.landing import RawCursor, scan
+from ecom_lakehouse.core.pipeline import validate_file, validated_upload
 from ecom_lakehouse.definitions import build_defs
-from ecom_lakehouse.defs.sensors import RawCursor, scan
-from ecom_lakehouse.resources.sql_engines import AthenaEngineResource
+from ecom_lakehouse.resources import build_resources
+from ecom_lakehouse.resources.sql_engines import AthenaSqlEngine
 from ecom_lakehouse.runner import ingest
 from ecom_lakehouse_tests.conftest import (
     REGION,
@@ -29,6 +31,8 @@ from ecom_lakehouse_tests.conftest import (
     sqs_messages,
 )
 from ecom_lakehouse_tests.files import PRODUCTS_HEADER, csv_bytes
+
+LOOKBACK = timedelta(minutes=15)
 
 
 def test_lab5_on_s3_ends_as_delta_tables_glue_entries_and_archives(moto_endpoint, instance):
@@ -76,7 +80,7 @@ def test_lab5_on_s3_ends_as_delta_tables_glue_entries_and_archives(moto_endpoint
 
 def test_the_catalog_entry_is_updated_only_when_it_differs(moto_endpoint):
     stack = s3_stack(moto_endpoint)
-    catalog = stack.defs.resources["catalog"]
+    catalog = build_resources(stack.env)["catalog"]
     products = CONTRACTS["products"]
     assert catalog.register(stack.lake, products)["action"] == "created"
     assert catalog.register(stack.lake, products)["action"] == "unchanged"
@@ -110,7 +114,7 @@ def test_checks_run_on_athena_in_a_workgroup_with_a_result_location(moto_endpoin
     athena = stack.client("athena")
     athena.create_work_group(Name="lakehouse")
     defs = build_defs(env)
-    assert isinstance(defs.resources["sql"], AthenaEngineResource)
+    assert isinstance(defs.resources["sql"], AthenaSqlEngine)
     land(stack.lake, "products", csv_bytes([PRODUCTS_HEADER, [1, 2, "Books", "A"]]), "p.csv")
     # moto accepts Athena queries without running them: it answers from a queue we fill.
     queue_athena_results(moto_endpoint, [0, 3])
@@ -168,14 +172,14 @@ def test_the_sensor_lists_past_one_page_of_keys_and_stays_cheap(moto_endpoint):
     bucket = stack.lake.uri.removeprefix("s3://")
     for i in range(1005):
         s3.put_object(Bucket=bucket, Key=f"raw/orders/o{i:04}.csv", Body=b"x")
-    tick = scan(stack.lake.list(layout.RAW), RawCursor())
+    tick = scan(stack.lake.list(layout.RAW), RawCursor(), LOOKBACK)
     assert len(tick.new_files) == 1005
-    assert len({f.key for f in tick.new_files}) == 1005
+    assert len({f.upload.file_key for f in tick.new_files}) == 1005
     # the next tick over the same listing requests nothing, from a cursor of bounded size
-    assert scan(stack.lake.list(layout.RAW), tick.cursor).new_files == []
+    assert scan(stack.lake.list(layout.RAW), tick.cursor, LOOKBACK).new_files == []
     s3.put_object(Bucket=bucket, Key="raw/orders/o0007.csv", Body=b"changed")
-    (reupload,) = scan(stack.lake.list(layout.RAW), tick.cursor).new_files
-    assert reupload.key == "raw/orders/o0007.csv"
+    (reupload,) = scan(stack.lake.list(layout.RAW), tick.cursor, LOOKBACK).new_files
+    assert reupload.upload.file_key == "orders/o0007.csv"
 
 
 def test_the_cli_works_unchanged_on_an_s3_lake(moto_endpoint, tmp_path):
@@ -215,5 +219,5 @@ def test_an_uploads_etag_and_version_are_read_from_the_validated_footer_alone(mo
     key = land(stack.lake, "products", csv_bytes([PRODUCTS_HEADER, [1, 1, "d", "p"]]), "p.csv")
     file_key = key.removeprefix("raw/")
     validated = validate_file(stack.lake, contract, file_key)
-    etag, version = validated_upload(stack.lake, contract, file_key)
-    assert (etag, version) == (validated.source.etag, upload_version(validated.source))
+    assert validated_upload(stack.lake, contract, file_key) == validated.upload
+    assert validated.upload.etag == validated.source.etag

@@ -8,6 +8,7 @@ from ecom_lakehouse.core import duckdb_catalog
 from ecom_lakehouse.core.delta import merge_batch, table_row_count
 from ecom_lakehouse.core.readers import read_parts
 from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.core.validation import validate
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
@@ -27,7 +28,11 @@ def rows_of(uri: str) -> dict[int, Decimal]:
 def test_merge_inserts_then_upserts_on_the_key(tmp_path):
     uri = str(tmp_path / "orders")
     first = merge_batch(
-        ORDERS, uri, {}, batch(order(1), order(2)), file_key="a", etag="e", upload_version=1
+        ORDERS,
+        uri,
+        {},
+        batch(order(1), order(2)),
+        Upload("a", "e", 1),
     )
     assert (first.inserted, first.updated, first.table_version) == (2, 0, 1)
     second = merge_batch(
@@ -35,9 +40,7 @@ def test_merge_inserts_then_upserts_on_the_key(tmp_path):
         uri,
         {},
         batch(order(2, amount=99), order(3)),
-        file_key="b",
-        etag="e",
-        upload_version=1,
+        Upload("b", "e", 1),
     )
     assert (second.inserted, second.updated, second.unchanged) == (1, 1, 0)
     assert rows_of(uri) == {1: Decimal("10.50"), 2: Decimal("99.00"), 3: Decimal("10.50")}
@@ -47,13 +50,27 @@ def test_merge_inserts_then_upserts_on_the_key(tmp_path):
 def test_an_upload_is_applied_exactly_once_from_the_txn_in_the_table(tmp_path):
     uri = str(tmp_path / "orders")
     rows = batch(order(1), order(2))
-    merge_batch(ORDERS, uri, {}, rows, file_key="orders/a.csv", etag="e", upload_version=100)
+    merge_batch(
+        ORDERS,
+        uri,
+        {},
+        rows,
+        Upload("orders/a.csv", "e", 100),
+    )
     # another file changes a row; then the first upload is replayed (a crash after its commit)
     merge_batch(
-        ORDERS, uri, {}, batch(order(1, amount=5)), file_key="b", etag="e", upload_version=1
+        ORDERS,
+        uri,
+        {},
+        batch(order(1, amount=5)),
+        Upload("b", "e", 1),
     )
     replay = merge_batch(
-        ORDERS, uri, {}, rows, file_key="orders/a.csv", etag="e", upload_version=100
+        ORDERS,
+        uri,
+        {},
+        rows,
+        Upload("orders/a.csv", "e", 100),
     )
     assert replay.already_committed
     assert rows_of(uri)[1] == Decimal("5.00")  # the replay did not undo the later change
@@ -65,9 +82,7 @@ def test_an_upload_is_applied_exactly_once_from_the_txn_in_the_table(tmp_path):
         uri,
         {},
         batch(order(1, amount=7)),
-        file_key="orders/a.csv",
-        etag="e",
-        upload_version=200,
+        Upload("orders/a.csv", "e", 200),
     )
     assert (newer.already_committed, newer.updated) == (False, 1)
 
@@ -75,9 +90,21 @@ def test_an_upload_is_applied_exactly_once_from_the_txn_in_the_table(tmp_path):
 def test_reloading_identical_rows_rewrites_nothing_but_records_the_upload(tmp_path):
     uri = str(tmp_path / "orders")
     rows = batch(order(1), order(2))
-    merge_batch(ORDERS, uri, {}, rows, file_key="a", etag="e", upload_version=1)
+    merge_batch(
+        ORDERS,
+        uri,
+        {},
+        rows,
+        Upload("a", "e", 1),
+    )
     files_before = set(DeltaTable(uri).file_uris())
-    again = merge_batch(ORDERS, uri, {}, rows, file_key="a", etag="e", upload_version=2)
+    again = merge_batch(
+        ORDERS,
+        uri,
+        {},
+        rows,
+        Upload("a", "e", 2),
+    )
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
     assert set(DeltaTable(uri).file_uris()) == files_before
     assert DeltaTable(uri).transaction_version("ecom-lakehouse/orders/a@e") == 2
@@ -90,9 +117,7 @@ def test_tables_are_partitioned_by_date_and_readable_by_every_engine(tmp_path):
         uri,
         {},
         batch(order(1, "2025-04-01T10:00:00"), order(2, "2025-04-02T10:00:00")),
-        file_key="a",
-        etag="e",
-        upload_version=1,
+        Upload("a", "e", 1),
     )
     table = DeltaTable(uri)
     assert table.metadata().partition_columns == ["date"]
@@ -106,22 +131,48 @@ def test_tables_are_partitioned_by_date_and_readable_by_every_engine(tmp_path):
 def test_rows_that_cannot_match_are_appended_and_the_rest_merged(tmp_path):
     uri = str(tmp_path / "orders")
     day1, day2 = "2025-04-01T10:00:00", "2025-04-02T10:00:00"
-    merge_batch(ORDERS, uri, {}, batch(order(1, day1)), file_key="a", etag="e", upload_version=1)
+    merge_batch(
+        ORDERS,
+        uri,
+        {},
+        batch(order(1, day1)),
+        Upload("a", "e", 1),
+    )
     # a new day only: appended, exactly once like a merge
     new_day = batch(order(2, day2), order(3, day2))
-    appended = merge_batch(ORDERS, uri, {}, new_day, file_key="b", etag="e", upload_version=1)
+    appended = merge_batch(
+        ORDERS,
+        uri,
+        {},
+        new_day,
+        Upload("b", "e", 1),
+    )
     assert (appended.inserted, appended.updated) == (2, 0)
     assert merge_batch(
-        ORDERS, uri, {}, new_day, file_key="b", etag="e", upload_version=1
+        ORDERS,
+        uri,
+        {},
+        new_day,
+        Upload("b", "e", 1),
     ).already_committed
     # a held day, but ids above every id that day holds (from the log's statistics): appended
     later = merge_batch(
-        ORDERS, uri, {}, batch(order(5, day1)), file_key="c", etag="e", upload_version=1
+        ORDERS,
+        uri,
+        {},
+        batch(order(5, day1)),
+        Upload("c", "e", 1),
     )
     assert (later.inserted, later.updated) == (1, 0)
     # a held day and an id within its range: merged (order 1 exists and is updated)
     mixed = batch(order(1, day1, amount=9), order(4, "2025-04-03T10:00:00"))
-    merged = merge_batch(ORDERS, uri, {}, mixed, file_key="d", etag="e", upload_version=1)
+    merged = merge_batch(
+        ORDERS,
+        uri,
+        {},
+        mixed,
+        Upload("d", "e", 1),
+    )
     assert (merged.inserted, merged.updated) == (1, 1)
     assert rows_of(uri) == {
         1: Decimal("9.00"),
@@ -138,8 +189,20 @@ def test_a_file_without_good_rows_is_recorded_once(tmp_path):
     uri = str(tmp_path / "orders")
     empty = batch(order(1, amount=-1))  # rejected by a rule: no good row
     assert empty.num_rows == 0
-    first = merge_batch(ORDERS, uri, {}, empty, file_key="a", etag="e", upload_version=1)
+    first = merge_batch(
+        ORDERS,
+        uri,
+        {},
+        empty,
+        Upload("a", "e", 1),
+    )
     assert (first.inserted, first.already_committed) == (0, False)
-    again = merge_batch(ORDERS, uri, {}, empty, file_key="a", etag="e", upload_version=1)
+    again = merge_batch(
+        ORDERS,
+        uri,
+        {},
+        empty,
+        Upload("a", "e", 1),
+    )
     assert again.already_committed
     assert table_row_count(uri, {}) == 0

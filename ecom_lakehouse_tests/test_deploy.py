@@ -18,9 +18,8 @@ from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.definitions import DATASETS
 from ecom_lakehouse.generators.ecommerce import generate
-from ecom_lakehouse.names import ingest_job_name
+from ecom_lakehouse.names import names_of
 from ecom_lakehouse_tests.conftest import files_under
 from ecom_lakehouse_tests.dagster_dev import graphql, post_graphql, running_dagster_dev
 
@@ -127,8 +126,8 @@ def test_the_trigger_maps_every_raw_folder_to_its_dataset():
     for contract in CONTRACTS.values():
         event = s3_event("lake", f"raw/{contract.raw_folder}/f.csv")
         assert evaluate(route, event, {}) == contract.name
-        assert ingest_job_name(contract.name) == f"{contract.name}_ingest"
-        assert DATASETS[contract.name].partitions.name == f"{contract.name}_files"
+        assert names_of(contract).ingest_job == f"{contract.name}_ingest"
+        assert names_of(contract).partitions == f"{contract.name}_files"
     assert evaluate(route, s3_event("lake", "raw/unknown/f.csv"), {}) is None
 
 

@@ -2,11 +2,15 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from ecom_lakehouse.core.landing import RawCursor
+from ecom_lakehouse.core.landing import scan as scan_with
 from ecom_lakehouse.core.storage import ObjectInfo
-from ecom_lakehouse.defs.sensors import LOOKBACK, SENSOR_NAME, RawCursor, run_key, scan
+from ecom_lakehouse.names import RAW_SENSOR
+from ecom_lakehouse.resources.settings import SensorSettings
 from ecom_lakehouse_tests.conftest import land
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
+LOOKBACK = timedelta(seconds=SensorSettings().lookback_seconds)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -14,8 +18,12 @@ def obj(key: str, seconds: float = 0, etag: str = "e1") -> ObjectInfo:
     return ObjectInfo(key, T0 + timedelta(seconds=seconds), etag, 10)
 
 
+def scan(listing, cursor):
+    return scan_with(listing, cursor, LOOKBACK)
+
+
 def keys(tick) -> list[str]:
-    return [i.key for i in tick.new_files]
+    return [f"raw/{f.upload.file_key}" for f in tick.new_files]
 
 
 def test_new_files_are_picked_in_load_order_and_seen_ones_are_not():
@@ -41,7 +49,7 @@ def test_a_reupload_with_new_content_is_picked_again():
     first = scan([obj("raw/orders/o.xlsx", 1, "e1")], RawCursor())
     second = scan([obj("raw/orders/o.xlsx", 2, "e2")], first.cursor)
     assert keys(second) == ["raw/orders/o.xlsx"]
-    assert run_key(second.new_files[0]) == "raw/orders/o.xlsx@e2@1767225602000"
+    assert second.new_files[0].upload.run_key == "raw/orders/o.xlsx@e2@1767225602000"
 
 
 def test_the_same_content_uploaded_again_is_a_new_upload():
@@ -83,7 +91,7 @@ def test_hidden_temporary_and_unknown_files_are_never_requested():
 def test_the_sensor_adds_a_partition_and_requests_a_run_per_file(lake_dir, defs, instance):
     land(lake_dir, "orders", csv_bytes([ORDERS_HEADER, order(1)]), "o.csv")
     land(lake_dir, "products", b"product_id,department_id,department,product_name\n", "p.csv")
-    sensor = defs.get_repository_def().get_sensor_def(SENSOR_NAME)
+    sensor = defs.get_repository_def().get_sensor_def(RAW_SENSOR)
     context = dg.build_sensor_context(instance=instance, resources=defs.resources)
     result = sensor(context)
     assert [(r.job_name, r.partition_key) for r in result.run_requests] == [

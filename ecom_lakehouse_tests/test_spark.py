@@ -21,6 +21,7 @@ from ecom_lakehouse.core.delta import merge_batch
 from ecom_lakehouse.core.merge_spec import merge_statement
 from ecom_lakehouse.core.pipeline import validate_file
 from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.spark import package
 from ecom_lakehouse.spark.batch import BatchRejected, ValidatedInput, prepare, read_validated
 from ecom_lakehouse.spark.tables import SOURCE_VIEW, create_table_statement
@@ -90,7 +91,13 @@ def test_several_files_in_one_batch_end_as_loading_them_one_by_one(spark, tmp_pa
     inputs, table_uri = [], str(tmp_path / "one_by_one")
     for version, key in enumerate([first, second], start=1):
         uri, batch = validated(lake, "orders", key.removeprefix("raw/"))
-        merge_batch(ORDERS, table_uri, {}, batch, file_key=key, etag="e", upload_version=version)
+        merge_batch(
+            ORDERS,
+            table_uri,
+            {},
+            batch,
+            Upload(key, "e", version),
+        )
         inputs.append(ValidatedInput(uri, version))
     from deltalake import DeltaTable
 

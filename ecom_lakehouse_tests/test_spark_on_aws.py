@@ -15,14 +15,16 @@ import dagster as dg
 import pytest
 from deltalake import DeltaTable
 
+from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.definitions import DATASETS
+from ecom_lakehouse.defs.ingest import ingest_definitions
+from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.aws import aws_client
-from ecom_lakehouse.resources.merge_engines import GlueMergeEngineResource
+from ecom_lakehouse.resources.merge_engines import GlueMergeEngine
 from ecom_lakehouse.spark import package
-from ecom_lakehouse_tests.conftest import REGION, land
+from ecom_lakehouse_tests.conftest import REGION, TEST_CREDENTIALS, land
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
 JOB = "ecom-lakehouse-merge"
@@ -73,7 +75,7 @@ class GlueRunsHere:
         return response
 
 
-class GlueHereEngine(GlueMergeEngineResource):
+class GlueHereEngine(GlueMergeEngine):
     workdir: str
 
     def client(self, service: str) -> Any:
@@ -120,12 +122,13 @@ def glue_env(moto_endpoint: str, tmp_path: Path) -> dict[str, str]:
         "LAKEHOUSE_SPARK_TABLES": "delta-rs",
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_REGION": REGION,
+        **TEST_CREDENTIALS,
     }
 
 
 def test_the_glue_engine_is_chosen_by_configuration_alone(glue_env):
     engine = build_resources(glue_env)["merge_engine"]
-    assert isinstance(engine, GlueMergeEngineResource)
+    assert isinstance(engine, GlueMergeEngine)
     params = engine.start_job_run_params({"--dataset": "orders"})
     assert params["JobName"] == JOB
     assert params["Arguments"]["--datalake-formats"] == "delta"
@@ -142,10 +145,10 @@ def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_
     day = "2025-04-01T10:00:00"
     key = land(lake, "orders", csv_bytes([ORDERS_HEADER, order(1, day), order(2, day)]), "d.csv")
     file_key = key.removeprefix("raw/")
-    orders = DATASETS["orders"]
-    validated, table = orders.assets[0], orders.assets[1]
+    orders, n = ingest_definitions(CONTRACTS["orders"]), names_of("orders")
+    validated, table = orders.get_assets_def(n.validated), orders.get_assets_def(n.table)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(orders.partitions.name, [file_key])
+        instance.add_dynamic_partitions(n.partitions, [file_key])
         result = dg.materialize(
             [validated, table],
             partition_key=file_key,
@@ -178,6 +181,7 @@ def test_the_emr_serverless_launch_is_accepted_as_configured(moto_endpoint, tmp_
         "LAKEHOUSE_SPARK_SCRIPTS_URI": "s3://lake-emr/scripts/abc123",
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_REGION": REGION,
+        **TEST_CREDENTIALS,
     }
     engine = build_resources(env)["merge_engine"]
     params = engine.start_job_run_params({"--dataset": "orders", "--file-key": "orders/d.csv"})

@@ -9,7 +9,8 @@ load expects (rows before the merge plus rows it inserted).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from ecom_lakehouse.contracts import DatasetContract
 
@@ -70,3 +71,39 @@ def table_checks(contract: DatasetContract) -> list[TableCheck]:
 def render(check: TableCheck, table_ref: Callable[[str], str], expected_rows: int) -> str:
     tables = {p: table_ref(ds) for p, ds in check.tables.items()}
     return check.sql.format(expected_rows=expected_rows, **tables)
+
+
+class SqlError(Exception):
+    """A check's SQL failed on its engine (e.g. a referenced table does not exist yet)."""
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A check's result, as every engine reports it (to Dagster directly, or through Pipes)."""
+
+    name: str
+    passed: bool
+    severity: Literal["ERROR", "WARN"]  # Dagster's names
+    metadata: dict[str, int | str] = field(default_factory=dict)
+
+
+def evaluate_checks(
+    checks: list[TableCheck],
+    scalar: Callable[[str], int],
+    table_ref: Callable[[str], str],
+    expected_rows: int,
+) -> list[CheckOutcome]:
+    """Run each check's SQL with ``scalar`` (an engine's one-number query); a query that fails
+    fails its check, with the error as metadata."""
+    outcomes = []
+    for check in checks:
+        metadata: dict[str, int | str]
+        try:
+            offending = scalar(render(check, table_ref, expected_rows))
+            passed, metadata = offending == 0, {"offending_rows": offending}
+        except SqlError as exc:
+            passed, metadata = False, {"error": str(exc)}
+        outcomes.append(
+            CheckOutcome(check.name, passed, "ERROR" if check.error else "WARN", metadata)
+        )
+    return outcomes

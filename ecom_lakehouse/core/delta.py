@@ -1,11 +1,11 @@
 """The local engine: Delta Lake MERGE with delta-rs, exactly once per file.
 
 Exactly-once lives inside the data commit: each merge carries a Delta application transaction
-(``txn``) whose app id names the upload (file key and ETag) and whose version is its
-last-modified time in milliseconds. A replay of an upload already committed is detected from
-the table itself, so a crash between the commit and anything after it cannot double-apply it.
-The same content uploaded again later (same ETag, later time) is applied again: the last upload
-of a key wins, even if it reverts an earlier change.
+(``txn``) whose app id names the upload (file key and ETag) and whose version is the upload's
+version (its last-modified time in milliseconds). A replay of an upload already committed is
+detected from the table itself, so a crash between the commit and anything after it cannot
+double-apply it. The same content uploaded again later (same ETag, later time) is applied
+again: the last upload of a key wins, even if it reverts an earlier change.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ecom_lakehouse.core.merge_spec import (
     MergeOutcome,
     changed_predicate,
     merge_predicate,
-    txn_app_id,
 )
+from ecom_lakehouse.core.uploads import Upload
 
 
 def open_or_create(
@@ -80,20 +80,14 @@ def merge_batch(
     uri: str,
     storage_options: dict[str, str],
     batch: pa.Table,
-    *,
-    file_key: str,
-    etag: str,
-    upload_version: int,
+    upload: Upload,
 ) -> MergeOutcome:
     table = open_or_create(contract, uri, storage_options)
-    txn_app = txn_app_id(contract.name, file_key, etag)
+    txn_app = upload.txn_app_id(contract.name)
     committed = table.transaction_version(txn_app)
-    if committed is not None and committed >= upload_version:
+    if committed is not None and committed >= upload.version:
         return MergeOutcome(0, 0, 0, table.version(), already_committed=True)
-    commit = CommitProperties(
-        app_transactions=[Transaction(app_id=txn_app, version=upload_version)],
-        custom_metadata={"ecom_lakehouse.source_file": file_key},
-    )
+    commit = _commit_properties(txn_app, upload)
     if cannot_match(table, contract, batch):
         # The merge's result would be an append: appending costs a fraction of it. Safe because
         # one writer at a time commits to a table (the Dagster pool per table).
@@ -121,11 +115,11 @@ def merge_batch(
     inserted = metrics["num_target_rows_inserted"]
     updated = metrics["num_target_rows_updated"]
     version = table.version()
-    if inserted == 0 and updated == 0 and table.transaction_version(txn_app) != upload_version:
+    if inserted == 0 and updated == 0 and table.transaction_version(txn_app) != upload.version:
         # delta-rs skips the commit when nothing changed; record the file's txn anyway so the
         # upload counts as applied (a metadata-only commit with no data files).
         table = DeltaTable(uri, storage_options=storage_options)
-        version = _commit_txn_only(table, txn_app, upload_version, file_key)
+        version = _commit_txn_only(table, _commit_properties(txn_app, upload))
     return MergeOutcome(
         inserted=inserted,
         updated=updated,
@@ -135,16 +129,20 @@ def merge_batch(
     )
 
 
-def _commit_txn_only(table: DeltaTable, txn_app: str, upload_version: int, file_key: str) -> int:
+def _commit_properties(txn_app: str, upload: Upload) -> CommitProperties:
+    return CommitProperties(
+        app_transactions=[Transaction(app_id=txn_app, version=upload.version)],
+        custom_metadata={"ecom_lakehouse.source_file": upload.file_key},
+    )
+
+
+def _commit_txn_only(table: DeltaTable, commit: CommitProperties) -> int:
     table.create_write_transaction(
         actions=[],
         mode="append",
         schema=table.schema(),
         partition_by=table.metadata().partition_columns,
-        commit_properties=CommitProperties(
-            app_transactions=[Transaction(app_id=txn_app, version=upload_version)],
-            custom_metadata={"ecom_lakehouse.source_file": file_key},
-        ),
+        commit_properties=commit,
     )
     table.update_incremental()
     return table.version()

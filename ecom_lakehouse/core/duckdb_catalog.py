@@ -20,6 +20,7 @@ from duckdb_extensions import import_extension
 
 from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
 from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.checks import SqlError
 from ecom_lakehouse.core.delta import table_exists
 from ecom_lakehouse.core.storage import Lake
 
@@ -55,14 +56,14 @@ def _configured(con: duckdb.DuckDBPyConnection, lake: Lake) -> duckdb.DuckDBPyCo
 
 def _create_s3_secret(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
     options = ["TYPE S3", "PROVIDER credential_chain"]
-    if os.environ.get("AWS_ACCESS_KEY_ID"):
+    if lake.credentials:
         options = [
             "TYPE S3",
-            f"KEY_ID '{os.environ['AWS_ACCESS_KEY_ID']}'",
-            f"SECRET '{os.environ.get('AWS_SECRET_ACCESS_KEY', '')}'",
+            f"KEY_ID '{lake.credentials.key_id}'",
+            f"SECRET '{lake.credentials.secret}'",
         ]
-        if os.environ.get("AWS_SESSION_TOKEN"):
-            options.append(f"SESSION_TOKEN '{os.environ['AWS_SESSION_TOKEN']}'")
+        if lake.credentials.session_token:
+            options.append(f"SESSION_TOKEN '{lake.credentials.session_token}'")
     if lake.region:
         options.append(f"REGION '{lake.region}'")
     if lake.endpoint_url:
@@ -79,15 +80,18 @@ def delta_scan(lake: Lake, dataset: str) -> str:
     return f"delta_scan('{lake.url(layout.table_path(dataset))}')"
 
 
-def catalog_path(lake: Lake) -> Path:
-    """Where the catalog file lives: inside a local lake, or ``LAKEHOUSE_DUCKDB_CATALOG``
-    (default ``./.lakehouse-catalog``) for a lake on S3, since DuckDB writes local files."""
-    configured = os.environ.get("LAKEHOUSE_DUCKDB_CATALOG")
-    if configured:
-        return Path(configured).resolve()
-    if lake.is_s3:
-        return Path(".lakehouse-catalog", CATALOG_FILE).resolve()
-    return Path(lake.uri, layout.CATALOG, CATALOG_FILE)
+def scalar(lake: Lake, sql: str) -> int:
+    """A one-number query (an asset check's) on the lake's tables."""
+    con = connect(lake)
+    try:
+        row = con.execute(sql).fetchone()
+    except duckdb.Error as exc:
+        raise SqlError(str(exc).splitlines()[0]) from None
+    finally:
+        con.close()
+    if row is None:
+        raise SqlError("the query returned no row")
+    return int(row[0])
 
 
 @dataclass(frozen=True)
@@ -120,9 +124,8 @@ def _view_sql(entry: CatalogEntry) -> str:
     return f'CREATE OR REPLACE VIEW "{entry.name}" AS SELECT * FROM {source}'
 
 
-def rebuild_catalog(lake: Lake) -> list[CatalogEntry]:
-    """Write a fresh catalog file with a view for every entry, then swap it in."""
-    path = catalog_path(lake)
+def rebuild_catalog(lake: Lake, path: Path) -> list[CatalogEntry]:
+    """Write a fresh catalog file at ``path`` with a view for every entry, then swap it in."""
     path.parent.mkdir(parents=True, exist_ok=True)
     entries = catalog_entries(lake, CONTRACTS.values())
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-", suffix=".duckdb")
@@ -146,8 +149,7 @@ class CatalogMissing(Exception):
     pass
 
 
-def open_catalog(lake: Lake) -> duckdb.DuckDBPyConnection:
-    path = catalog_path(lake)
+def open_catalog(lake: Lake, path: Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise CatalogMissing(
             f"no catalog at {path} yet: load some files first (ecom-lakehouse ingest)"

@@ -59,14 +59,6 @@ def changed_predicate(contract: DatasetContract) -> str:
     )
 
 
-def txn_app_id(dataset: str, file_key: str, etag: str) -> str:
-    """The Delta application transaction id of one upload (exactly once per upload).
-
-    The ETag is part of the id because S3 last-modified times have one-second resolution:
-    two different uploads within a second must not look like one."""
-    return f"ecom-lakehouse/{dataset}/{file_key}@{etag}"
-
-
 def merge_statement(
     contract: DatasetContract, target: str, source: str, partition_values: Iterable[object] = ()
 ) -> str:

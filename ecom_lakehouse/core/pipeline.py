@@ -25,12 +25,8 @@ from ecom_lakehouse.core.memory import release_freed_memory
 from ecom_lakehouse.core.merge_spec import MergeOutcome
 from ecom_lakehouse.core.readers import UnreadableFile, detect_format, iter_parts
 from ecom_lakehouse.core.storage import Lake, ObjectChanged, ObjectInfo
+from ecom_lakehouse.core.uploads import Upload, UploadMismatch
 from ecom_lakehouse.core.validation import InvalidSchema, ValidationResult, validate
-
-# Keys of the validated Parquet's schema metadata: what the merge needs to know of the upload.
-META_FILE_KEY = b"ecom_lakehouse.file_key"
-META_ETAG = b"ecom_lakehouse.source_etag"
-META_UPLOAD_VERSION = b"ecom_lakehouse.upload_version"
 
 
 class FileRejected(Exception):
@@ -52,17 +48,12 @@ class SourceMissing(Exception):
 
 @dataclass
 class ValidatedFile:
-    file_key: str
+    upload: Upload
     source: ObjectInfo
     format: str
     result: ValidationResult
     validated_key: str
     rejected_records_key: str | None
-
-
-def upload_version(info: ObjectInfo) -> int:
-    """An upload's position in time (ms): a newer upload of the same key has a larger one."""
-    return int(info.last_modified.timestamp() * 1000)
 
 
 def locate_source(lake: Lake, file_key: str) -> ObjectInfo:
@@ -119,14 +110,10 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
         except InvalidSchema as exc:
             raise reject_file(lake, source, file_key, "invalid_schema", str(exc)) from None
 
+        upload = Upload.of(source, file_key)
         validated_key = layout.validated_key(contract.name, file_key)
         valid = result.valid.replace_schema_metadata(
-            {
-                **(result.valid.schema.metadata or {}),
-                META_FILE_KEY: file_key.encode(),
-                META_ETAG: source.etag.encode(),
-                META_UPLOAD_VERSION: str(upload_version(source)).encode(),
-            }
+            {**(result.valid.schema.metadata or {}), **upload.parquet_metadata()}
         )
         _write_parquet(lake, validated_key, valid, scratch)
         rejects_key = layout.rejected_records_key(contract.name, file_key)
@@ -135,7 +122,7 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
         elif lake.head(rejects_key) is not None:
             lake.delete(rejects_key)  # a re-processed file keeps no rejects of an earlier attempt
     return ValidatedFile(
-        file_key,
+        upload,
         source,
         fmt,
         result,
@@ -158,47 +145,29 @@ def _write_parquet(lake: Lake, key: str, table: pa.Table, scratch: Path) -> None
         lake.write(key, Path(local.name))
 
 
-def validated_upload(lake: Lake, contract: DatasetContract, file_key: str) -> tuple[str, int]:
-    """The ETag and upload version validation recorded for a file, read from the validated
-    Parquet's footer alone (two small ranged reads, however large the file)."""
+def validated_upload(lake: Lake, contract: DatasetContract, file_key: str) -> Upload:
+    """The upload validation recorded for a file, read from the validated Parquet's footer
+    alone (two small ranged reads, however large the file)."""
     key = layout.validated_key(contract.name, file_key)
     footer_length = int.from_bytes(lake.read_tail(key, 8)[:4], "little")
     footer = pq.read_schema(io.BytesIO(lake.read_tail(key, footer_length + 8)))
-    return _upload_of(footer, file_key)
+    return Upload.from_parquet_metadata(footer.metadata, file_key)
 
 
-def _upload_of(schema: pa.Schema, file_key: str) -> tuple[str, int]:
-    """(ETag, upload version) from a validated Parquet schema's metadata, checked to be the
-    file's own."""
-    meta = schema.metadata or {}
-    if meta.get(META_FILE_KEY, b"").decode() != file_key:
-        raise ValueError(f"validated rows of {file_key} are missing or belong to another file")
-    return meta[META_ETAG].decode(), int(meta[META_UPLOAD_VERSION])
-
-
-@dataclass(frozen=True)
-class LoadedFile:
-    outcome: MergeOutcome
-    etag: str
-
-
-def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFile:
-    """MERGE the file's validated rows into its Delta table, exactly once per upload."""
+def load_file(lake: Lake, contract: DatasetContract, upload: Upload) -> MergeOutcome:
+    """MERGE the upload's validated rows into its Delta table, exactly once per upload."""
     release_freed_memory()  # what validation freed, before the merge allocates
     with _scratch() as scratch:
-        local, _ = lake.download(layout.validated_key(contract.name, file_key), scratch)
+        local, _ = lake.download(layout.validated_key(contract.name, upload.file_key), scratch)
         batch = pq.read_table(local)
-    etag, version = _upload_of(batch.schema, file_key)
-    outcome = merge_batch(
-        contract,
-        lake.url(layout.table_path(contract.name)),
-        lake.storage_options(),
-        batch,
-        file_key=file_key,
-        etag=etag,
-        upload_version=version,
+    if Upload.from_parquet_metadata(batch.schema.metadata, upload.file_key) != upload:
+        raise UploadMismatch(
+            f"the validated rows of {upload.file_key} are of another upload than {upload.id}"
+            " (a newer upload was validated meanwhile): run the file again"
+        )
+    return merge_batch(
+        contract, lake.url(layout.table_path(contract.name)), lake.storage_options(), batch, upload
     )
-    return LoadedFile(outcome, etag)
 
 
 @dataclass(frozen=True)
@@ -208,20 +177,20 @@ class ArchiveOutcome:
     note: str = ""
 
 
-def archive_file(lake: Lake, file_key: str, etag: str) -> ArchiveOutcome:
+def archive_file(lake: Lake, upload: Upload) -> ArchiveOutcome:
     """Move the raw file to ``archived/`` (call only after its rows are committed).
 
     A raw file whose ETag changed since it was validated is a newer upload: it stays in
     ``raw/`` for its own run.
     """
-    raw, archived = layout.raw_key(file_key), layout.archived_key(file_key)
+    raw, archived = layout.raw_key(upload.file_key), layout.archived_key(upload.file_key)
     current = lake.head(raw)
     if current is None:
         if lake.head(archived) is None:
-            raise SourceMissing(file_key)
+            raise SourceMissing(upload.file_key)
         return ArchiveOutcome(archived, moved=False, note="already archived")
     try:
-        lake.move(raw, archived, expected_etag=etag)
+        lake.move(raw, archived, expected_etag=upload.etag)
     except ObjectChanged:
         return ArchiveOutcome(
             archived, moved=False, note="a newer upload replaced the file; left in raw/"

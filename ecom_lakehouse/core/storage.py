@@ -8,9 +8,8 @@ the same: listing with last-modified and ETag, reads, writes, conditional copies
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -36,20 +35,25 @@ class ObjectChanged(Exception):
 
 
 @dataclass(frozen=True)
+class S3Credentials:
+    """Static credentials, for the one client that does not read the usual chain (DuckDB)."""
+
+    key_id: str
+    secret: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Lake:
-    """A bucket (``s3://bucket[/prefix]``) or a local folder, addressed by keys like ``raw/x``."""
+    """A bucket (``s3://bucket[/prefix]``) or a local folder, addressed by keys like ``raw/x``.
+
+    boto3, obstore and delta-rs find credentials in the environment's usual chain; DuckDB is
+    given ``credentials`` when there are static ones."""
 
     uri: str
     endpoint_url: str | None = None
     region: str | None = None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Lake:
-        return cls(
-            uri=normalize_uri(environ.get("LAKEHOUSE_URI") or DEFAULT_LAKE),
-            endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
-            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
-        )
+    credentials: S3Credentials | None = None
 
     @property
     def is_s3(self) -> bool:

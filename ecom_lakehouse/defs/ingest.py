@@ -1,39 +1,29 @@
-"""The asset factory: one contract in, the dataset's whole slice of the asset graph out.
+"""The ingest factory: one contract in, the dataset's file-partitioned assets and job out.
 
 Per dataset, partitioned by file (one dynamic partition per landed file):
-``<dataset>_validated`` -> ``<dataset>`` (the Delta table) -> ``<dataset>_archived``;
-and unpartitioned, ``<dataset>_catalog`` (the table's catalog entry).
+``<dataset>_validated`` -> ``<dataset>`` (the Delta table) -> ``<dataset>_archived``, and the
+``<dataset>_ingest`` job that runs the three for one file.
 """
 
 import json
-from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import table_checks
-from ecom_lakehouse.core.delta import table_exists
 from ecom_lakehouse.core.pipeline import (
     FileRejected,
     SourceMissing,
     archive_file,
     validate_file,
+    validated_upload,
 )
-from ecom_lakehouse.names import ingest_job_name
-from ecom_lakehouse.resources.catalogs import CatalogResource
+from ecom_lakehouse.core.uploads import Upload
+from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources.lake import LakeResource
-from ecom_lakehouse.resources.merge_engines import LocalMergeEngineResource
-from ecom_lakehouse.resources.sql_engines import SqlEngineResource
-
-CATALOG_POOL = "catalog"
-
-
-def table_pool(dataset: str) -> str:
-    """One writer per Delta table at a time (Spark on Glue commits with a single-driver log
-    store); the pool's limit is set in the instance's dagster.yaml."""
-    return f"delta_table_{dataset}"
+from ecom_lakehouse.resources.merge_engines import MergeEngine
+from ecom_lakehouse.resources.sql_engines import SqlEngine
 
 
 def column_schema(contract: DatasetContract) -> dg.TableSchema:
@@ -52,29 +42,21 @@ def column_schema(contract: DatasetContract) -> dg.TableSchema:
     )
 
 
-@dataclass(frozen=True)
-class DatasetAssets:
-    contract: DatasetContract
-    partitions: dg.DynamicPartitionsDefinition
-    assets: list[dg.AssetsDefinition]
-    ingest_job: UnresolvedAssetJobDefinition
-    catalog_key: dg.AssetKey
+def file_partitions(contract: DatasetContract) -> dg.DynamicPartitionsDefinition:
+    return dg.DynamicPartitionsDefinition(name=names_of(contract).partitions)
 
 
-def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
-    ds = contract.name
-    partitions = dg.DynamicPartitionsDefinition(name=f"{ds}_files")
-    validated_key = dg.AssetKey(f"{ds}_validated")
-    table_key = dg.AssetKey(ds)
-    archived_key = dg.AssetKey(f"{ds}_archived")
-    catalog_key = dg.AssetKey(f"{ds}_catalog")
+def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
+    """The dataset's file-partitioned assets and its ingest job."""
+    ds, n = contract.name, names_of(contract)
+    partitions = file_partitions(contract)
     checks = table_checks(contract)
     tags = {"dataset": ds}
 
     @dg.asset(
-        key=validated_key,
+        key=n.validated,
         partitions_def=partitions,
-        group_name=ds,
+        group_name=n.group,
         kinds={"parquet"},
         tags=tags,
         description=(
@@ -126,13 +108,13 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
         return dg.MaterializeResult(metadata=metadata)
 
     @dg.asset(
-        key=table_key,
-        deps=[validated_key],
+        key=n.table,
+        deps=[n.validated],
         partitions_def=partitions,
-        group_name=ds,
+        group_name=n.group,
         kinds={"deltalake"},
         tags=tags,
-        pool=table_pool(ds),
+        pool=n.pool,
         description=(
             f"{contract.description} Delta table at {layout.table_path(ds)}, upserted on "
             f"{contract.primary_key}, exactly once per file."
@@ -144,89 +126,63 @@ def build_dataset_assets(contract: DatasetContract) -> DatasetAssets:
             "partitioned_by": contract.partition_by or "(none)",
         },
         check_specs=[
-            dg.AssetCheckSpec(check.name, asset=table_key, description=check.description)
+            dg.AssetCheckSpec(check.name, asset=n.table, description=check.description)
             for check in checks
         ],
     )
     def table(
         context: dg.AssetExecutionContext,
         lake: LakeResource,
-        sql: SqlEngineResource,
-        merge_engine: LocalMergeEngineResource,
+        sql: SqlEngine,
+        merge_engine: MergeEngine,
     ) -> dg.MaterializeResult:
         the_lake = lake.lake()
-        result = merge_engine.load(context, the_lake, sql, contract, checks)
-        return result._replace(
-            metadata={
-                **(result.metadata or {}),
+        upload = validated_upload(the_lake, contract, context.partition_key)
+        context.add_asset_metadata(
+            {
                 "dagster/uri": the_lake.url(layout.table_path(ds)),
                 "dagster/column_schema": column_schema(contract),
             }
         )
+        return merge_engine.load(
+            context, lake=the_lake, sql=sql, contract=contract, checks=checks, upload=upload
+        )
 
     @dg.asset(
-        key=archived_key,
-        deps=[table_key],
+        key=n.archived,
+        deps=[n.table],
         partitions_def=partitions,
-        group_name=ds,
+        group_name=n.group,
         tags=tags,
         description=f"The raw file, moved to {layout.ARCHIVED} once its rows are committed.",
     )
     def archived(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        source_etag = _latest_metadata(context, table_key, "source_etag")
-        outcome = archive_file(lake.lake(), context.partition_key, source_etag)
+        outcome = archive_file(lake.lake(), _loaded_upload(context, n.table))
         if outcome.note:
             context.log.info(f"{context.partition_key}: {outcome.note}")
         return dg.MaterializeResult(
             metadata={"archived_to": outcome.archived_key, "moved": outcome.moved}
         )
 
-    @dg.asset(
-        key=catalog_key,
-        deps=[table_key],
-        group_name=ds,
-        kinds={"duckdb"},
-        tags=tags,
-        pool=CATALOG_POOL,
-        automation_condition=(
-            dg.AutomationCondition.any_deps_updated()
-            & ~dg.AutomationCondition.in_progress()
-            & ~dg.AutomationCondition.any_deps_in_progress()
-        ),
-        description=(
-            f"The {ds} table's entry in the catalog analysts query: a DuckDB view locally, "
-            "a native Delta table in the Glue Data Catalog (for Athena) in AWS."
-        ),
-    )
-    def catalog(
-        context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource
-    ) -> dg.MaterializeResult:
-        the_lake = lake.lake()
-        if not table_exists(the_lake.url(layout.table_path(ds)), the_lake.storage_options()):
-            context.log.info(f"{ds} has no Delta table yet: nothing to register")
-            return dg.MaterializeResult(metadata={"registered": False})
-        return dg.MaterializeResult(
-            metadata={"registered": True, **catalog.register(the_lake, contract)}
-        )
-
     job = dg.define_asset_job(
-        name=ingest_job_name(ds),
-        selection=dg.AssetSelection.assets(validated_key, table_key, archived_key),
+        name=n.ingest_job,
+        selection=dg.AssetSelection.assets(n.validated, n.table, n.archived),
         partitions_def=partitions,
         description=f"Validate, merge and archive one landed {ds} file.",
     )
-    return DatasetAssets(
-        contract, partitions, [validated, table, archived, catalog], job, catalog_key
-    )
+    return dg.Definitions(assets=[validated, table, archived], jobs=[job])
 
 
-def _latest_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) -> str:
-    """A metadata value of this partition's latest materialization of ``key``."""
+def _loaded_upload(context: dg.AssetExecutionContext, table: dg.AssetKey) -> Upload:
+    """The upload this file's latest table materialization committed."""
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]), limit=1
+        dg.AssetRecordsFilter(asset_key=table, asset_partitions=[context.partition_key]), limit=1
     ).records
     if not records:
-        raise dg.Failure(f"{key.to_user_string()} has no materialization for this file yet")
+        raise dg.Failure(f"{table.to_user_string()} has no materialization for this file yet")
     materialization = records[0].asset_materialization
     assert materialization is not None
-    return str(materialization.metadata[name].value)
+    meta = materialization.metadata
+    return Upload(
+        context.partition_key, str(meta["source_etag"].value), int(meta["upload_version"].value)
+    )

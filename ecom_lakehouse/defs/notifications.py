@@ -1,12 +1,11 @@
 """Run status sensors that notify a person per file (through the notifier resource)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ecom_lakehouse.defs.reports import report_for_run
-from ecom_lakehouse.resources.notifications import NotifierResource
+from ecom_lakehouse.resources.notifications import Notifier
 
 NOTIFICATIONS = (
     (
@@ -22,9 +21,8 @@ NOTIFICATIONS = (
 )
 
 
-def build_notification_sensors(
-    jobs: Sequence[UnresolvedAssetJobDefinition],
-) -> list[dg.SensorDefinition]:
+def notification_definitions(ingest: Iterable[dg.Definitions]) -> dg.Definitions:
+    jobs = [job for defs in ingest for job in defs.jobs or []]
     sensors = []
     for name, status, description in NOTIFICATIONS:
 
@@ -35,8 +33,8 @@ def build_notification_sensors(
             default_status=dg.DefaultSensorStatus.RUNNING,
             description=description,
         )
-        def notify(context: dg.RunStatusSensorContext, notifier: NotifierResource) -> None:
+        def notify(context: dg.RunStatusSensorContext, notifier: Notifier) -> None:
             notifier.publish(report_for_run(context.instance, context.dagster_run))
 
         sensors.append(notify)
-    return list(sensors)
+    return dg.Definitions(sensors=sensors)

@@ -9,7 +9,6 @@ point every AWS client at one endpoint and region. No credentials live in code: 
 and DuckDB take them from the environment's usual chain.
 """
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlparse
@@ -17,55 +16,53 @@ from urllib.parse import urlparse
 import dagster as dg
 
 from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.resources.catalogs import CatalogResource, GlueCatalogResource
+from ecom_lakehouse.resources.catalogs import DuckDbCatalog, GlueCatalog
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.merge_engines import (
-    EmrServerlessMergeEngineResource,
-    GlueMergeEngineResource,
-    LocalMergeEngineResource,
+    DeltaRsMergeEngine,
+    EmrServerlessMergeEngine,
+    GlueMergeEngine,
+    MergeEngine,
 )
-from ecom_lakehouse.resources.notifications import NotifierResource, SnsNotifierResource
-from ecom_lakehouse.resources.sql_engines import AthenaEngineResource, SqlEngineResource
+from ecom_lakehouse.resources.notifications import LogNotifier, Notifier, SnsNotifier
+from ecom_lakehouse.resources.settings import duckdb_catalog_path, environment, lake_from_env
+from ecom_lakehouse.resources.sql_engines import AthenaSqlEngine, DuckDbSqlEngine, SqlEngine
 
 DEFAULT_GLUE_DATABASE = "ecom_lakehouse"
 EMR_LOG_GROUP = "/aws/emr-serverless/ecom-lakehouse"  # the analytics stack's, for its default name
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
 
 
 def _local(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResource]:
     return {
-        "catalog": CatalogResource(),
-        "sql": SqlEngineResource(),
-        "notifier": NotifierResource(ui_url=env.get("DAGSTER_UI_URL", "http://127.0.0.1:3000")),
+        "catalog": DuckDbCatalog(path=str(duckdb_catalog_path(env, lake))),
+        "sql": DuckDbSqlEngine(),
+        "notifier": LogNotifier(ui_url=env.get("DAGSTER_UI_URL", DEFAULT_UI_URL)),
     }
 
 
 def _aws(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResource]:
     aws: dict[str, Any] = {"endpoint_url": lake.endpoint_url, "region": lake.region}
     database = env.get("LAKEHOUSE_GLUE_DATABASE", DEFAULT_GLUE_DATABASE)
-    sql: SqlEngineResource = AthenaEngineResource(
+    sql: SqlEngine = AthenaSqlEngine(
         database=database,
         workgroup=env.get("LAKEHOUSE_ATHENA_WORKGROUP", "primary"),
         output_location=env.get("LAKEHOUSE_ATHENA_OUTPUT") or None,
         **aws,
     )
     if env.get("LAKEHOUSE_SQL_ENGINE") == "duckdb":  # Athena cannot run where S3 is not AWS
-        sql = SqlEngineResource()
+        sql = DuckDbSqlEngine()
+    ui_url = env.get("DAGSTER_UI_URL", DEFAULT_UI_URL)
     failure_topic = env.get("LAKEHOUSE_SNS_FAILURE_TOPIC_ARN")
-    notifier: NotifierResource = NotifierResource(
-        ui_url=env.get("DAGSTER_UI_URL", "http://127.0.0.1:3000")
-    )
+    notifier: Notifier = LogNotifier(ui_url=ui_url)
     if failure_topic:
-        notifier = SnsNotifierResource(
-            ui_url=notifier.ui_url,
+        notifier = SnsNotifier(
+            ui_url=ui_url,
             failure_topic_arn=failure_topic,
             success_topic_arn=env.get("LAKEHOUSE_SNS_SUCCESS_TOPIC_ARN") or None,
             **aws,
         )
-    return {
-        "catalog": GlueCatalogResource(database=database, **aws),
-        "sql": sql,
-        "notifier": notifier,
-    }
+    return {"catalog": GlueCatalog(database=database, **aws), "sql": sql, "notifier": notifier}
 
 
 class MissingSetting(ValueError):
@@ -97,14 +94,14 @@ def _pipes_bucket(env: Mapping[str, str], lake: Lake) -> str:
     return urlparse(lake.uri).netloc
 
 
-MERGE_ENGINES: dict[str, Callable[[Mapping[str, str], Lake], LocalMergeEngineResource]] = {
-    "local": lambda env, lake: LocalMergeEngineResource(),
-    "glue": lambda env, lake: GlueMergeEngineResource(
+MERGE_ENGINES: dict[str, Callable[[Mapping[str, str], Lake], MergeEngine]] = {
+    "local": lambda env, lake: DeltaRsMergeEngine(),
+    "glue": lambda env, lake: GlueMergeEngine(
         job_name=_setting(env, "LAKEHOUSE_GLUE_JOB_NAME", "glue"),
         pipes_bucket=_pipes_bucket(env, lake),
         **_spark_settings(env, lake, "glue"),
     ),
-    "emr-serverless": lambda env, lake: EmrServerlessMergeEngineResource(
+    "emr-serverless": lambda env, lake: EmrServerlessMergeEngine(
         application_id=_setting(env, "LAKEHOUSE_EMR_APPLICATION_ID", "emr-serverless"),
         execution_role_arn=_setting(env, "LAKEHOUSE_EMR_EXECUTION_ROLE_ARN", "emr-serverless"),
         log_group=env.get("LAKEHOUSE_EMR_LOG_GROUP") or EMR_LOG_GROUP,
@@ -124,18 +121,20 @@ class UnknownProfile(ValueError):
     pass
 
 
-def build_resources(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
-    profile = environ.get("LAKEHOUSE_ENV", "local")
+def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
+    """Every resource, for the environment ``environ`` describes (default: this process's)."""
+    env = environment(environ)
+    profile = env.get("LAKEHOUSE_ENV", "local")
     if profile not in PROFILES:
         raise UnknownProfile(f"LAKEHOUSE_ENV={profile!r}: expected one of {sorted(PROFILES)}")
-    lake = Lake.from_env(environ)
-    engine = environ.get("LAKEHOUSE_MERGE_ENGINE") or DEFAULT_MERGE_ENGINE[profile]
+    lake = lake_from_env(env)
+    engine = env.get("LAKEHOUSE_MERGE_ENGINE") or DEFAULT_MERGE_ENGINE[profile]
     if engine not in MERGE_ENGINES:
         raise UnknownProfile(
             f"LAKEHOUSE_MERGE_ENGINE={engine!r}: expected one of {sorted(MERGE_ENGINES)}"
         )
     return {
-        "lake": LakeResource(uri=lake.uri, endpoint_url=lake.endpoint_url, region=lake.region),
-        "merge_engine": MERGE_ENGINES[engine](environ, lake),
-        **PROFILES[profile](environ, lake),
+        "lake": LakeResource.of(lake, from_process_env=environ is None),
+        "merge_engine": MERGE_ENGINES[engine](env, lake),
+        **PROFILES[profile](env, lake),
     }

@@ -5,6 +5,8 @@ every registered table is a view (what ``ecom-lakehouse query`` uses).
 """
 
 import contextlib
+from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -28,22 +30,33 @@ DELTA_PARAMETERS = {
 }
 
 
-class CatalogResource(dg.ConfigurableResource):
+class Catalog(dg.ConfigurableResource, ABC):
+    """Where analysts find the tables: registers a dataset's Delta table, and opens a DuckDB
+    connection in which every registered table is a view (``ecom-lakehouse query``)."""
+
+    @abstractmethod
+    def register(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
+        """Create or refresh the dataset's entry; returns what was done, as metadata."""
+
+    @abstractmethod
+    def connect_for_query(self, lake: Lake) -> duckdb.DuckDBPyConnection: ...
+
+
+class DuckDbCatalog(Catalog):
     """The local catalog: a DuckDB file of views, rebuilt whole and swapped in atomically."""
 
+    path: str
+
     def register(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
-        entries = duckdb_catalog.rebuild_catalog(lake)
+        entries = duckdb_catalog.rebuild_catalog(lake, Path(self.path))
         mine = [e.name for e in entries if e.name in (contract.name, f"rejected_{contract.name}")]
-        return {
-            "catalog": str(duckdb_catalog.catalog_path(lake)),
-            "views": ", ".join(mine) or "(none)",
-        }
+        return {"catalog": self.path, "views": ", ".join(mine) or "(none)"}
 
     def connect_for_query(self, lake: Lake) -> duckdb.DuckDBPyConnection:
-        return duckdb_catalog.open_catalog(lake)
+        return duckdb_catalog.open_catalog(lake, Path(self.path))
 
 
-class GlueCatalogResource(CatalogResource):
+class GlueCatalog(Catalog):
     database: str
     endpoint_url: str | None = None
     region: str | None = None

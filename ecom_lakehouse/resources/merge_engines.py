@@ -1,6 +1,6 @@
 """Merge engines: how a validated file reaches its Delta table. Chosen by configuration
 (``LAKEHOUSE_MERGE_ENGINE``: ``local``, ``glue`` or ``emr-serverless``); the assets call
-``load`` and do not change.
+``MergeEngine.load`` and do not change.
 
 ``local`` runs delta-rs in the Dagster process. ``glue`` and ``emr-serverless`` launch the
 Spark job (``ecom_lakehouse.spark.job``) through Dagster Pipes; the job reports the
@@ -10,18 +10,21 @@ and console link.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import dagster as dg
 
 from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.checks import TableCheck, render
+from ecom_lakehouse.core.checks import CheckOutcome, TableCheck, evaluate_checks
 from ecom_lakehouse.core.delta import table_row_count
-from ecom_lakehouse.core.pipeline import load_file, validated_upload
+from ecom_lakehouse.core.pipeline import load_file
+from ecom_lakehouse.core.reporting import load_metadata
 from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.resources.aws import aws_client
-from ecom_lakehouse.resources.sql_engines import SqlEngineResource, SqlError
+from ecom_lakehouse.resources.sql_engines import SqlEngine
 from ecom_lakehouse.spark.package import ENTRY_SCRIPT, PACKAGE_ZIP
 
 # Glue 5 and EMR 7 ship Delta Lake; these confs turn it on in the Spark session.
@@ -31,79 +34,81 @@ DELTA_SPARK_CONFS = {
 }
 
 
-def run_table_checks(
-    lake: Lake, sql: SqlEngineResource, checks: list[TableCheck], expected_rows: int
-) -> list[dg.AssetCheckResult]:
-    results = []
-    for check in checks:
-        severity = dg.AssetCheckSeverity.ERROR if check.error else dg.AssetCheckSeverity.WARN
-        metadata: dict[str, dg.RawMetadataValue]
-        try:
-            offending = sql.scalar(
-                lake, render(check, lambda ds: sql.table_ref(lake, ds), expected_rows)
-            )
-            passed, metadata = offending == 0, {"offending_rows": offending}
-        except SqlError as exc:  # e.g. a referenced table that does not exist yet
-            passed, metadata = False, {"error": str(exc)}
-        results.append(
-            dg.AssetCheckResult(
-                check_name=check.name, passed=passed, severity=severity, metadata=metadata
-            )
-        )
-    return results
+def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=outcome.name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity(outcome.severity),
+        metadata=dict(outcome.metadata),
+    )
 
 
-class LocalMergeEngineResource(dg.ConfigurableResource):
+class MergeEngine(dg.ConfigurableResource, ABC):
+    """How one upload's validated rows reach their Delta table: the materialization of the
+    ``<dataset>`` asset (rows inserted and updated, table version) with its checks' results."""
+
+    @abstractmethod
+    def load(
+        self,
+        context: dg.AssetExecutionContext,
+        *,
+        lake: Lake,
+        sql: SqlEngine,
+        contract: DatasetContract,
+        checks: list[TableCheck],
+        upload: Upload,
+    ) -> dg.MaterializeResult: ...
+
+
+class DeltaRsMergeEngine(MergeEngine):
     """delta-rs in the Dagster process; the checks' SQL on the SQL engine resource."""
 
     def load(
         self,
         context: dg.AssetExecutionContext,
+        *,
         lake: Lake,
-        sql: SqlEngineResource,
+        sql: SqlEngine,
         contract: DatasetContract,
         checks: list[TableCheck],
+        upload: Upload,
     ) -> dg.MaterializeResult:
         uri = lake.url(layout.table_path(contract.name))
         rows_before = table_row_count(uri, lake.storage_options()) or 0
-        loaded = load_file(lake, contract, context.partition_key)
-        o = loaded.outcome
-        if o.already_committed:
+        outcome = load_file(lake, contract, upload)
+        if outcome.already_committed:
             context.log.info(
-                f"{context.partition_key} was already committed (table version "
-                f"{o.table_version}): nothing written"
+                f"{upload.file_key} was already committed (table version "
+                f"{outcome.table_version}): nothing written"
             )
+        # The checks read the table itself: its count must reconcile with this one.
+        expected_rows = rows_before + outcome.inserted
+        outcomes = evaluate_checks(
+            checks,
+            lambda query: sql.scalar(lake, query),
+            lambda ds: sql.table_ref(lake, ds),
+            expected_rows,
+        )
         return dg.MaterializeResult(
-            metadata={
-                "rows_inserted": o.inserted,
-                "rows_updated": o.updated,
-                "rows_unchanged": o.unchanged,
-                "already_committed": o.already_committed,
-                "table_version": o.table_version,
-                "source_etag": loaded.etag,
-                "engine": "local (delta-rs)",
-                "dagster/row_count": rows_before + o.inserted,
-            },
-            # The checks read the table itself: its count must reconcile with this one.
-            check_results=run_table_checks(lake, sql, checks, rows_before + o.inserted),
+            metadata=dict(load_metadata(outcome, upload, "local (delta-rs)", expected_rows)),
+            check_results=[check_result(o) for o in outcomes],
         )
 
 
-def job_arguments(lake: Lake, contract: DatasetContract, file_key: str) -> dict[str, str]:
-    """The Spark job's own arguments for one upload (its ETag and version as validation
-    recorded them)."""
-    etag, upload_version = validated_upload(lake, contract, file_key)
+def job_arguments(contract: DatasetContract, lake: Lake, upload: Upload) -> dict[str, str]:
+    """The Spark job's own arguments for one upload."""
     return {
         "--dataset": contract.name,
         "--lakehouse-uri": lake.uri,
-        "--file-key": file_key,
-        "--etag": etag,
-        "--upload-version": str(upload_version),
+        "--file-key": upload.file_key,
+        "--etag": upload.etag,
+        "--upload-version": str(upload.version),
     }
 
 
-class _SparkMergeEngine(LocalMergeEngineResource):
-    """What the Spark launchers share: where the job's package lives and how to reach AWS."""
+class SparkMergeEngine(MergeEngine, ABC):
+    """The Spark job (``ecom_lakehouse.spark.job``) launched through Dagster Pipes; the job
+    reports the materialization and the checks, the launcher adds the run's id and link."""
 
     scripts_uri: str  # s3://bucket/scripts/<version>, as `ecom-lakehouse package-spark` prints
     tables: str = "spark"  # "delta-rs" where Spark has no Delta jars (tests)
@@ -116,19 +121,28 @@ class _SparkMergeEngine(LocalMergeEngineResource):
     def script_uri(self, name: str) -> str:
         return f"{self.scripts_uri.rstrip('/')}/{name}"
 
-    def pipes_client(self) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def pipes_client(self) -> Any: ...
 
-    def start_job_run_params(self, arguments: dict[str, str]) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def start_job_run_params(self, arguments: dict[str, str]) -> dict[str, Any]: ...
 
-    def load(self, context, lake, sql, contract, checks) -> dg.MaterializeResult:
-        params = self.start_job_run_params(job_arguments(lake, contract, context.partition_key))
+    def load(
+        self,
+        context: dg.AssetExecutionContext,
+        *,
+        lake: Lake,
+        sql: SqlEngine,
+        contract: DatasetContract,
+        checks: list[TableCheck],
+        upload: Upload,
+    ) -> dg.MaterializeResult:
+        params = self.start_job_run_params(job_arguments(contract, lake, upload))
         invocation = self.pipes_client().run(context=context, start_job_run_params=params)
         return invocation.get_materialize_result()
 
 
-class GlueMergeEngineResource(_SparkMergeEngine):
+class GlueMergeEngine(SparkMergeEngine):
     """The Spark job on AWS Glue 5 (the default in AWS): Pipes context and messages in S3."""
 
     job_name: str
@@ -166,7 +180,7 @@ class GlueMergeEngineResource(_SparkMergeEngine):
         }
 
 
-class EmrServerlessMergeEngineResource(_SparkMergeEngine):
+class EmrServerlessMergeEngine(SparkMergeEngine):
     """The Spark job on EMR Serverless 7: Pipes parameters in the driver's environment,
     messages on stdout, read back from CloudWatch."""
 

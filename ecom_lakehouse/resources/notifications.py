@@ -5,20 +5,28 @@ sends them for its own runs. Both build the same report from the run's events.
 """
 
 import logging
+from abc import ABC, abstractmethod
 
 import dagster as dg
 
-from ecom_lakehouse.defs.reports import FileReport
+from ecom_lakehouse.core.reports import FileReport
 from ecom_lakehouse.resources.aws import aws_client
 
 log = logging.getLogger("ecom_lakehouse.notify")
 
 
-class NotifierResource(dg.ConfigurableResource):
-    """Where a person hears about a file. The base class writes to the log."""
+class Notifier(dg.ConfigurableResource, ABC):
+    """Where a person hears about a file: its failure, or a summary of its load."""
 
     ui_url: str = "http://127.0.0.1:3000"
     notify_success: bool = True
+
+    @abstractmethod
+    def publish(self, report: FileReport) -> None: ...
+
+
+class LogNotifier(Notifier):
+    """The local default: the log."""
 
     def publish(self, report: FileReport) -> None:
         if report.success and not report.failed_checks and not self.notify_success:
@@ -27,7 +35,9 @@ class NotifierResource(dg.ConfigurableResource):
         log.log(level, "%s\n%s", report.subject(), report.message(self.ui_url))
 
 
-class SnsNotifierResource(NotifierResource):
+class SnsNotifier(Notifier):
+    """A failure topic, and optionally a success topic, in SNS."""
+
     failure_topic_arn: str
     success_topic_arn: str | None = None
     endpoint_url: str | None = None

@@ -4,39 +4,38 @@ Both take the same SQL from ``checks.py``; only the way a table is named differs
 """
 
 import time
+from abc import ABC, abstractmethod
 
 import dagster as dg
-import duckdb
 
 from ecom_lakehouse.core import duckdb_catalog
+from ecom_lakehouse.core.checks import SqlError
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.resources.aws import aws_client
 
 
-class SqlError(Exception):
-    pass
+class SqlEngine(dg.ConfigurableResource, ABC):
+    """Runs the asset checks' SQL: how a table is named, and a one-number query."""
+
+    @abstractmethod
+    def table_ref(self, lake: Lake, dataset: str) -> str: ...
+
+    @abstractmethod
+    def scalar(self, lake: Lake, sql: str) -> int:
+        """The query's one number; raises SqlError when the query fails."""
 
 
-class SqlEngineResource(dg.ConfigurableResource):
+class DuckDbSqlEngine(SqlEngine):
     """DuckDB, reading the Delta tables straight from the lake."""
 
     def table_ref(self, lake: Lake, dataset: str) -> str:
         return duckdb_catalog.delta_scan(lake, dataset)
 
     def scalar(self, lake: Lake, sql: str) -> int:
-        con = duckdb_catalog.connect(lake)
-        try:
-            row = con.execute(sql).fetchone()
-        except duckdb.Error as exc:
-            raise SqlError(str(exc).splitlines()[0]) from None
-        finally:
-            con.close()
-        if row is None:
-            raise SqlError("the query returned no row")
-        return int(row[0])
+        return duckdb_catalog.scalar(lake, sql)
 
 
-class AthenaEngineResource(SqlEngineResource):
+class AthenaSqlEngine(SqlEngine):
     """Athena (engine v3) over the Glue tables, in a workgroup with a result location."""
 
     database: str

@@ -33,7 +33,9 @@ from pyspark.sql import SparkSession
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.checks import table_checks
+from ecom_lakehouse.core.checks import evaluate_checks, table_checks
+from ecom_lakehouse.core.reporting import load_metadata
+from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.spark.batch import ValidatedInput, prepare, read_validated
 from ecom_lakehouse.spark.tables import DeltaRsTables, SparkDeltaTables, Tables
 
@@ -84,40 +86,27 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def load(spark: SparkSession, args: argparse.Namespace, pipes: PipesContext) -> None:
     contract = CONTRACTS[args.dataset]
     lake_uri = args.lakehouse_uri.rstrip("/")
-    validated = f"{lake_uri}/{layout.validated_key(contract.name, args.file_key)}"
-    batch = prepare(
-        read_validated(spark, [ValidatedInput(validated, args.upload_version)]), contract
-    )
+    upload = Upload(args.file_key, args.etag, args.upload_version)
+    validated = f"{lake_uri}/{layout.validated_key(contract.name, upload.file_key)}"
+    batch = prepare(read_validated(spark, [ValidatedInput(validated, upload.version)]), contract)
     tables = TABLES[args.tables](spark, lake_uri)
     rows_before = tables.row_count(contract)
-    outcome = tables.merge(
-        contract,
-        batch,
-        file_key=args.file_key,
-        etag=args.etag,
-        upload_version=args.upload_version,
-    )
+    outcome = tables.merge(contract, batch, upload)
     if outcome.already_committed:
-        pipes.log.info(f"{args.file_key} was already committed: nothing written")
+        pipes.log.info(f"{upload.file_key} was already committed: nothing written")
+    expected_rows = rows_before + outcome.inserted
+    engine = f"spark ({args.tables})"
     pipes.report_asset_materialization(
-        metadata={
-            "rows_inserted": outcome.inserted,
-            "rows_updated": outcome.updated,
-            "rows_unchanged": outcome.unchanged,
-            "already_committed": outcome.already_committed,
-            "table_version": outcome.table_version,
-            "source_etag": args.etag,
-            "engine": f"spark ({args.tables})",
-            "dagster/row_count": tables.row_count(contract),
-        }
+        metadata=load_metadata(outcome, upload, engine, tables.row_count(contract))
     )
-    for check in table_checks(contract):
-        offending = tables.offending_rows(check, rows_before + outcome.inserted)
+    for check in evaluate_checks(
+        table_checks(contract), tables.scalar, tables.table_ref, expected_rows
+    ):
         pipes.report_asset_check(
             check_name=check.name,
-            passed=offending == 0,
-            severity="ERROR" if check.error else "WARN",
-            metadata={"offending_rows": offending},
+            passed=check.passed,
+            severity=check.severity,
+            metadata=check.metadata,
         )
 
 

@@ -11,8 +11,8 @@ from typing import Protocol
 from pyspark.sql import DataFrame, SparkSession
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.core.checks import TableCheck, render
-from ecom_lakehouse.core.merge_spec import MergeOutcome, merge_statement, txn_app_id
+from ecom_lakehouse.core.merge_spec import MergeOutcome, merge_statement
+from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.spark.batch import ddl, partition_values
 
 # Delta Lake's idempotent writes for SQL DML: a commit carrying an (app id, version) at or below
@@ -39,16 +39,12 @@ class Tables(Protocol):
     def row_count(self, contract: DatasetContract) -> int: ...
 
     def merge(
-        self,
-        contract: DatasetContract,
-        batch: DataFrame,
-        *,
-        file_key: str,
-        etag: str,
-        upload_version: int,
+        self, contract: DatasetContract, batch: DataFrame, upload: Upload
     ) -> MergeOutcome: ...
 
-    def offending_rows(self, check: TableCheck, expected_rows: int) -> int: ...
+    def table_ref(self, dataset: str) -> str: ...  # how the checks' SQL names a table
+
+    def scalar(self, sql: str) -> int: ...  # a check's one number
 
 
 class SparkDeltaTables:
@@ -72,12 +68,12 @@ class SparkDeltaTables:
         self._create(contract)
         return _first(self.spark.sql(f"SELECT count(*) FROM {self._ref(contract.name)}"))
 
-    def merge(self, contract, batch, *, file_key, etag, upload_version) -> MergeOutcome:
+    def merge(self, contract: DatasetContract, batch: DataFrame, upload: Upload) -> MergeOutcome:
         self._create(contract)
         before = self._last_commit(contract).get("version")
         batch.createOrReplaceTempView(SOURCE_VIEW)
-        self.spark.conf.set(TXN_APP_ID, txn_app_id(contract.name, file_key, etag))
-        self.spark.conf.set(TXN_VERSION, str(upload_version))
+        self.spark.conf.set(TXN_APP_ID, upload.txn_app_id(contract.name))
+        self.spark.conf.set(TXN_VERSION, str(upload.version))
         try:
             self.spark.sql(
                 merge_statement(
@@ -101,8 +97,11 @@ class SparkDeltaTables:
             inserted, updated, source_rows - inserted - updated, int(commit["version"]), False
         )
 
-    def offending_rows(self, check: TableCheck, expected_rows: int) -> int:
-        return _first(self.spark.sql(render(check, self._ref, expected_rows)))
+    def table_ref(self, dataset: str) -> str:
+        return self._ref(dataset)
+
+    def scalar(self, sql: str) -> int:
+        return _first(self.spark.sql(sql))
 
 
 class DeltaRsTables:
@@ -112,10 +111,8 @@ class DeltaRsTables:
 
     def __init__(self, lake_uri: str) -> None:
         from ecom_lakehouse.core.storage import Lake
-        from ecom_lakehouse.resources.sql_engines import SqlEngineResource
 
         self.lake = Lake(lake_uri)
-        self.sql = SqlEngineResource()
 
     def _uri(self, contract: DatasetContract) -> str:
         from ecom_lakehouse.core import layout
@@ -127,19 +124,18 @@ class DeltaRsTables:
 
         return table_row_count(self._uri(contract), self.lake.storage_options()) or 0
 
-    def merge(self, contract, batch, *, file_key, etag, upload_version) -> MergeOutcome:
+    def merge(self, contract: DatasetContract, batch: DataFrame, upload: Upload) -> MergeOutcome:
         from ecom_lakehouse.core.delta import merge_batch
 
-        return merge_batch(
-            contract,
-            self._uri(contract),
-            self.lake.storage_options(),
-            batch.toArrow(),
-            file_key=file_key,
-            etag=etag,
-            upload_version=upload_version,
-        )
+        uri, options = self._uri(contract), self.lake.storage_options()
+        return merge_batch(contract, uri, options, batch.toArrow(), upload)
 
-    def offending_rows(self, check: TableCheck, expected_rows: int) -> int:
-        sql = render(check, lambda ds: self.sql.table_ref(self.lake, ds), expected_rows)
-        return int(self.sql.scalar(self.lake, sql))
+    def table_ref(self, dataset: str) -> str:
+        from ecom_lakehouse.core.duckdb_catalog import delta_scan
+
+        return delta_scan(self.lake, dataset)
+
+    def scalar(self, sql: str) -> int:
+        from ecom_lakehouse.core.duckdb_catalog import scalar
+
+        return scalar(self.lake, sql)

@@ -1,0 +1,83 @@
+"""What landed in ``raw/`` since the last look: the raw sensor's logic, free of Dagster.
+
+The cursor is a last-modified high-water mark plus the keys seen inside a short look-back
+window (never the whole key list). The window catches objects whose last-modified time is
+older than the time they became visible (S3 stamps a multipart upload with its start) and
+objects written while the previous tick was listing. An upload is its key, ETag and
+last-modified time, so the same upload is never picked twice and a re-upload is (on S3 the
+same content keeps its ETag, and a re-uploaded file must still be processed and leave raw/).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ecom_lakehouse.contracts import DatasetContract, contract_for_raw_folder, load_rank
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.storage import ObjectInfo
+from ecom_lakehouse.core.uploads import Upload
+
+
+@dataclass
+class RawCursor:
+    high_water: datetime | None = None
+    recent: dict[str, str] = field(default_factory=dict)  # key -> upload id, inside the window
+
+    @classmethod
+    def parse(cls, text: str | None) -> RawCursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        high_water = data.get("high_water")
+        return cls(high_water and datetime.fromisoformat(high_water), data.get("recent", {}))
+
+    def dump(self) -> str:
+        hw = self.high_water.isoformat() if self.high_water else None
+        return json.dumps({"high_water": hw, "recent": self.recent}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A new upload in a dataset's folder."""
+
+    upload: Upload
+    contract: DatasetContract
+    last_modified: datetime
+
+
+@dataclass
+class Tick:
+    new_files: list[Landed]
+    unroutable: list[str]  # raw keys outside every dataset folder
+    cursor: RawCursor
+
+
+def scan(objects: Iterable[ObjectInfo], cursor: RawCursor, lookback: timedelta) -> Tick:
+    """Pick the uploads not seen before out of a listing of ``raw/``, in load order (a dataset
+    after the datasets its foreign keys name, then by landing time)."""
+    since = cursor.high_water - lookback if cursor.high_water else None
+    new, unroutable, recent = [], [], {}
+    high_water = cursor.high_water
+    for info in objects:
+        if since is not None and info.last_modified < since:
+            continue
+        if not layout.is_landing_file(info.key):
+            continue
+        if high_water is None or info.last_modified > high_water:
+            high_water = info.last_modified
+        upload = Upload.of(info)
+        recent[info.key] = (upload.id, info.last_modified)
+        if cursor.recent.get(info.key) == upload.id:
+            continue
+        contract = contract_for_raw_folder(layout.raw_folder(upload.file_key))
+        if contract is None:
+            unroutable.append(info.key)
+            continue
+        new.append(Landed(upload, contract, info.last_modified))
+    window_start = high_water - lookback if high_water else None
+    kept = {k: e for k, (e, lm) in recent.items() if window_start is None or lm >= window_start}
+    new.sort(key=lambda f: (load_rank(f.contract.name), f.last_modified, f.upload.file_key))
+    return Tick(new, unroutable, RawCursor(high_water, kept))

@@ -1,0 +1,65 @@
+"""What happened to one file in one run: the line the CLI prints and the notification a person
+gets (built from the run's Dagster events by ``defs/reports.py``)."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FileReport:
+    file_key: str
+    dataset: str
+    success: bool
+    run_id: str = ""
+    job_name: str = ""
+    metadata: dict[str, dict[str, object]] = field(default_factory=dict)  # asset -> metadata
+    checks: dict[str, bool] = field(default_factory=dict)  # check name -> passed
+    failed_step: str = ""
+    error: str = ""
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [name for name, passed in self.checks.items() if not passed]
+
+    def summary(self) -> str:
+        if not self.success:
+            return f"FAILED   {self.file_key}: {self.error}"
+        v = self.metadata.get(f"{self.dataset}_validated", {})
+        t = self.metadata.get(self.dataset, {})
+        a = self.metadata.get(f"{self.dataset}_archived", {})
+        if t.get("already_committed"):
+            loaded = f"already committed in table version {t.get('table_version')}"
+        else:
+            loaded = (
+                f"{t.get('rows_inserted', 0)} inserted, {t.get('rows_updated', 0)} updated, "
+                f"{t.get('rows_unchanged', 0)} unchanged (table version {t.get('table_version')})"
+            )
+        rejected = v.get("rows_rejected", 0)
+        where = f" -> {v.get('rejected_records_path')}" if rejected else ""
+        checks = f"; FAILED CHECKS: {', '.join(self.failed_checks)}" if self.failed_checks else ""
+        return (
+            f"OK       {self.file_key}: {v.get('rows_read', 0)} rows read; {loaded}; "
+            f"{rejected} rejected{where}; archived to {a.get('archived_to', '?')}{checks}"
+        )
+
+    def subject(self) -> str:
+        status = "FAILED" if not self.success else "CHECKS FAILED" if self.failed_checks else "OK"
+        # SNS subjects: at most 100 printable ASCII characters, no line breaks.
+        text = f"[ecom-lakehouse] {status}: {self.file_key}"
+        return text.encode("ascii", "replace").decode()[:100]
+
+    def message(self, ui_url: str) -> str:
+        lines = [self.summary(), "", f"File: raw/{self.file_key} (dataset {self.dataset})"]
+        if self.run_id:
+            lines.append(f"Run: {ui_url.rstrip('/')}/runs/{self.run_id} (job {self.job_name})")
+        if not self.success:
+            lines += [
+                f"Failed asset: {self.failed_step or '?'}",
+                f"Error: {self.error}",
+                "",
+                "What to do: read the error. A rejected file is under rejected/ with a "
+                ".reason.json beside it: fix it and upload it to raw/ again. Otherwise fix the "
+                "cause and re-execute the run from the link above (the load is idempotent).",
+            ]
+        elif self.failed_checks:
+            lines.append(f"Failed checks: {', '.join(self.failed_checks)}")
+        return "\n".join(lines)

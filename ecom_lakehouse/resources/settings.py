@@ -1,0 +1,66 @@
+"""Everything the environment configures, read in this one place.
+
+``build_resources`` (in this package) turns the settings into resources; ``build_defs`` gives
+the rest (sensor intervals, ...) to the definitions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.duckdb_catalog import CATALOG_FILE
+from ecom_lakehouse.core.storage import DEFAULT_LAKE, Lake, S3Credentials, normalize_uri
+
+
+def environment(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    """The mapping to read: the one given (tests), else the process's environment."""
+    return os.environ if environ is None else environ
+
+
+def lake_from_env(environ: Mapping[str, str] | None = None) -> Lake:
+    env = environment(environ)
+    key_id = env.get("AWS_ACCESS_KEY_ID")
+    return Lake(
+        uri=normalize_uri(env.get("LAKEHOUSE_URI") or DEFAULT_LAKE),
+        endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        credentials=S3Credentials(
+            key_id, env.get("AWS_SECRET_ACCESS_KEY", ""), env.get("AWS_SESSION_TOKEN") or None
+        )
+        if key_id
+        else None,
+    )
+
+
+def duckdb_catalog_path(environ: Mapping[str, str], lake: Lake) -> Path:
+    """Where the local catalog file lives: inside a local lake, or ``LAKEHOUSE_DUCKDB_CATALOG``
+    (default ``./.lakehouse-catalog``) for a lake on S3, since DuckDB writes local files."""
+    configured = environ.get("LAKEHOUSE_DUCKDB_CATALOG")
+    if configured:
+        return Path(configured).resolve()
+    if lake.is_s3:
+        return Path(".lakehouse-catalog", CATALOG_FILE).resolve()
+    return Path(lake.uri, layout.CATALOG, CATALOG_FILE)
+
+
+@dataclass(frozen=True)
+class SensorSettings:
+    # The least time between two evaluations of the raw sensor. Dagster's daemon visits
+    # sensors in a 5 s loop and counts the interval from when the last tick ended: at 5, every
+    # other visit found less than 5 s elapsed and skipped, so a landing waited up to ~10 s for
+    # the sensor. At 1, the sensor runs on every visit (one LIST of raw/ per ~5 s).
+    interval_seconds: int = 1
+    # How far behind its high-water mark the sensor looks again (late-visible objects).
+    lookback_seconds: int = 900
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SensorSettings:
+        env = environment(environ)
+        return cls(
+            interval_seconds=int(env.get("LAKEHOUSE_SENSOR_INTERVAL_SECONDS", "1")),
+            lookback_seconds=int(env.get("LAKEHOUSE_SENSOR_LOOKBACK_SECONDS", "900")),
+        )
