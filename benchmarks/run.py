@@ -86,7 +86,9 @@ def slopes(results: dict[str, dict[int, dict]], rows: dict[int, int]) -> dict[st
     }
 
 
-def measure_contenders(scales: list[int], contenders: list[str], repeat: int, baseline_repeat: int):
+def measure_contenders(
+    scales: list[int], contenders: list[str], repeat: int, baseline_repeat: int
+) -> tuple[dict[int, int], dict[str, dict[int, dict]]]:
     """Every contender at every scale; the report's ``scales`` and ``contenders`` sections."""
     rows: dict[int, int] = {}
     input_dirs: dict[int, Path] = {}
@@ -108,7 +110,9 @@ def measure_contenders(scales: list[int], contenders: list[str], repeat: int, ba
     return rows, best
 
 
-def ratios(per_row: dict[str, float], contenders: dict[str, dict[int, dict]], large: int):
+def ratios(
+    per_row: dict[str, float], contenders: dict[str, dict[int, dict]], large: int
+) -> dict[str, float]:
     """The targets' ratios: this project against the floor (slope, peak memory at the large
     scale) and the naive baseline against this project (slope)."""
     found = {}

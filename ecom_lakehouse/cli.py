@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
 
 import click
 
-from ecom_lakehouse.resources.settings import lake_from_env
+from ecom_lakehouse.resources.settings import debug, lake_from_env
 
 
 class UnexpectedError(click.ClickException):
@@ -27,7 +26,7 @@ class _Commands(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            if os.environ.get("ECOM_LAKEHOUSE_DEBUG"):
+            if debug():
                 raise
             lines = str(exc).strip().splitlines() or [""]
             raise UnexpectedError(

@@ -2,7 +2,6 @@
 one evaluation of the raw sensor, then each run it requests, then a catalog refresh."""
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 
@@ -12,6 +11,7 @@ from ecom_lakehouse.core.reports import FileReport
 from ecom_lakehouse.defs.reports import report_from_events
 from ecom_lakehouse.names import CATALOG_JOB, RAW_SENSOR, TRIGGER_TAG
 from ecom_lakehouse.resources.notifications import Notifier
+from ecom_lakehouse.resources.settings import dagster_home
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -19,7 +19,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def instance_for_cli() -> dg.DagsterInstance:
     """The instance `dagster dev` uses when DAGSTER_HOME is set (runs then show in the UI);
     otherwise a throw-away one."""
-    if os.environ.get("DAGSTER_HOME"):
+    if dagster_home():
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
 

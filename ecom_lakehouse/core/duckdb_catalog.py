@@ -27,7 +27,9 @@ from ecom_lakehouse.core.storage import Lake
 CATALOG_FILE = "lakehouse.duckdb"
 
 
-def connect(lake: Lake, database: str = ":memory:", *, read_only: bool = False):
+def connect(
+    lake: Lake, database: str = ":memory:", *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that can read the lake's Delta tables and Parquet files."""
     if database == ":memory:":
         # Loading the extensions costs ~0.1 s: in-memory work shares one database per lake.

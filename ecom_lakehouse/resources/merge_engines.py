@@ -230,13 +230,14 @@ class EmrServerlessMergeEngine(SparkMergeEngine):
 def _pipes_zone_message_reader(**kwargs: Any) -> Any:
     """dagster-aws's S3 message reader, writing under the Pipes zone (its own keys are at the
     bucket's root, which the job's role may not touch)."""
+    from collections.abc import Iterator
     from contextlib import contextmanager
 
     from dagster_aws.pipes import PipesS3MessageReader
 
     class PipesZoneS3MessageReader(PipesS3MessageReader):
         @contextmanager
-        def get_params(self):  # type: ignore[override]
+        def get_params(self) -> Iterator[dict[str, Any]]:  # type: ignore[override]
             with super().get_params() as params:
                 yield {**params, "key_prefix": layout.PIPES + params["key_prefix"]}
 

@@ -64,3 +64,13 @@ class SensorSettings:
             interval_seconds=int(env.get("LAKEHOUSE_SENSOR_INTERVAL_SECONDS", "1")),
             lookback_seconds=int(env.get("LAKEHOUSE_SENSOR_LOOKBACK_SECONDS", "900")),
         )
+
+
+def dagster_home(environ: Mapping[str, str] | None = None) -> str | None:
+    """Dagster's instance folder, when set (the CLI then records its runs there)."""
+    return environment(environ).get("DAGSTER_HOME") or None
+
+
+def debug(environ: Mapping[str, str] | None = None) -> bool:
+    """``ECOM_LAKEHOUSE_DEBUG=1``: the CLI shows tracebacks of unexpected errors."""
+    return bool(environment(environ).get("ECOM_LAKEHOUSE_DEBUG"))

@@ -1,5 +1,5 @@
-"""The Spark job's package: this project's Python modules as one zip plus a two-line entry
-script, uploaded under ``scripts/<version>/`` in the lake's bucket.
+"""The Spark job's package: the modules the job imports (contracts, core, spark) as one zip
+plus a two-line entry script, uploaded under ``scripts/<version>/`` in the lake's bucket.
 
 The version is a hash of the content, so a new build never overwrites what a running job
 reads: it goes to a new prefix, and an existing prefix already holds the same bytes. The zip
@@ -37,11 +37,18 @@ class SparkPackage:
         return lake.url(f"{SCRIPTS}{self.version}")
 
 
+# What the job imports: the contracts, the Dagster-free core and the job itself.
+SHIPPED = ("__init__.py", "contracts", "core", "spark")
+
+
 def build() -> SparkPackage:
     root = Path(__file__).resolve().parents[1]
     buffer = io.BytesIO()
+    shipped = [root / name for name in SHIPPED]
+    sources = [p for p in shipped if p.is_file()]
+    sources += [p for folder in shipped if folder.is_dir() for p in folder.rglob("*.py")]
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(root.rglob("*.py")):
+        for path in sorted(sources):
             info = zipfile.ZipInfo(str(path.relative_to(root.parent)), date_time=_FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
