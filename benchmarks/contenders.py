@@ -96,10 +96,9 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     from ecom_lakehouse.core.pipeline import archive_file, load_file, validate_file
     from ecom_lakehouse.core.storage import Lake
     from ecom_lakehouse.resources.catalogs import DuckDbCatalog
-    from ecom_lakehouse.resources.settings import duckdb_catalog_path
 
     lake = Lake(str(_lake_with_raw(input_dir, work_dir)))
-    catalog = DuckDbCatalog(path=str(duckdb_catalog_path({}, lake)))
+    catalog = DuckDbCatalog()
 
     def scalar(query: str) -> int:
         return duckdb_catalog.scalar(lake, query)
@@ -112,17 +111,17 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
         for name, path in input_files(input_dir).items():
             contract = CONTRACTS[name]
             file_key = f"{contract.raw_folder}/{path.name}"
-            # as the Dagster steps do, only the upload outlives validation
-            upload = validate_file(lake, contract, file_key).upload
+            # as the Dagster steps do: each step reads what the previous one wrote
+            validate_file(lake, contract, file_key)
             uri = lake.url(layout.table_path(name))
             before = table_row_count(uri, lake.storage_options()) or 0
-            outcome = load_file(lake, contract, upload)
-            expected = before + outcome.inserted
+            loaded = load_file(lake, contract, file_key)
+            expected = before + loaded.outcome.inserted
             results = evaluate_checks(table_checks(contract), scalar, table_ref, expected)
             assert all(r.passed for r in results[:2]), results
-            archive_file(lake, upload)
+            archive_file(lake, loaded.upload)
             catalog.register(lake, contract)
-            rows += outcome.loaded
+            rows += loaded.outcome.loaded
         return rows
 
     return load

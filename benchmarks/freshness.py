@@ -13,7 +13,6 @@ from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core.duckdb_catalog import CatalogMissing, open_catalog
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.names import FILE_TAG
-from ecom_lakehouse.resources.settings import duckdb_catalog_path
 from ecom_lakehouse_tests.dagster_dev import dagster_dev_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +28,7 @@ def orders_csv(first_id: int, rows: int = 100) -> bytes:
 
 def visible(lake: Lake, order_id: int) -> bool:
     try:
-        con = open_catalog(lake, duckdb_catalog_path({}, lake))
+        con = open_catalog(lake)
     except CatalogMissing:
         return False
     try:

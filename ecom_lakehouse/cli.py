@@ -17,8 +17,8 @@ class UnexpectedError(click.ClickException):
 
 
 class _Commands(click.Group):
-    """Turns an unexpected error into one clear line instead of a traceback (set
-    ECOM_LAKEHOUSE_DEBUG=1 to see the traceback)."""
+    """Turns an unexpected error into one clear line instead of a traceback (``-v`` or
+    ECOM_LAKEHOUSE_DEBUG=1 shows the traceback)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -26,12 +26,15 @@ class _Commands(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
-            if debug():
+            if debug() or ctx.meta.get(VERBOSE):
                 raise
             lines = str(exc).strip().splitlines() or [""]
             raise UnexpectedError(
-                f"{type(exc).__name__}: {lines[0]} (ECOM_LAKEHOUSE_DEBUG=1 shows the traceback)"
+                f"{type(exc).__name__}: {lines[0]} (-v shows the traceback)"
             ) from None
+
+
+VERBOSE = "ecom_lakehouse.verbose"
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,16 +43,21 @@ def main() -> None:
 
 
 @main.command()
-@click.option("-v", "--verbose", is_flag=True, help="Show Dagster's event log.")
-def ingest(verbose: bool) -> None:
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show Dagster's event log and errors' tracebacks."
+)
+@click.pass_context
+def ingest(ctx: click.Context, verbose: bool) -> None:
     """Process every file now in raw/ through the Dagster definitions, in this process.
 
-    Exits 1 if any run failed (a rejected file is a failed run: it needs a person).
+    Prints a line per file (loaded, rejected with its reason, or failed) and a summary. Exits
+    1 if a file was rejected or failed (it needs a person), 0 when every file loaded.
     """
     from ecom_lakehouse.definitions import build_defs
     from ecom_lakehouse.runner import ingest as run_ingest
     from ecom_lakehouse.runner import instance_for_cli
 
+    ctx.meta[VERBOSE] = verbose
     lake = lake_from_env()
     click.echo(f"lake: {lake.uri}")
     with instance_for_cli() as instance:
@@ -58,10 +66,14 @@ def ingest(verbose: bool) -> None:
         click.echo("nothing to do: raw/ has no files to process")
     for report in reports:
         click.echo(report.summary())
-    failed = sum(not r.success for r in reports)
+        if verbose and report.traceback:
+            click.echo(report.traceback)
+    rejected = sum(bool(r.rejection) for r in reports)
+    failed = sum(not r.success for r in reports) - rejected
     if reports:
-        click.echo(f"{len(reports) - failed} file(s) loaded, {failed} failed")
-    sys.exit(1 if failed else 0)
+        loaded = len(reports) - rejected - failed
+        click.echo(f"{loaded} file(s) loaded, {rejected} rejected, {failed} failed")
+    sys.exit(1 if rejected or failed else 0)
 
 
 @main.command()

@@ -166,6 +166,14 @@ def files_under(target: Lake | Path, zone: str) -> list[str]:
     return sorted(info.key.removeprefix(prefix) for info in lake.list(prefix))
 
 
+def archived_files(target: Lake | Path) -> list[str]:
+    """The archived files (each must have its upload's record beside it)."""
+    found = files_under(target, "archived")
+    files = [k for k in found if not k.endswith(".upload.json")]
+    assert sorted(found) == sorted([*files, *(f + ".upload.json" for f in files)]), found
+    return files
+
+
 def query(target: Stack | Lake, sql: str) -> list[tuple]:
     stack = (
         target

@@ -23,6 +23,7 @@ from ecom_lakehouse.resources.sql_engines import AthenaSqlEngine
 from ecom_lakehouse.runner import ingest
 from ecom_lakehouse_tests.conftest import (
     REGION,
+    archived_files,
     files_under,
     land,
     query,
@@ -63,14 +64,14 @@ def test_lab5_on_s3_ends_as_delta_tables_glue_entries_and_archives(moto_endpoint
         (c["Name"], c["Type"]) for c in tables["orders"]["StorageDescriptor"]["Columns"]
     ]
 
-    assert files_under(stack.lake, "archived") == [
+    assert archived_files(stack.lake) == [
         "order-items/order_items_apr_2025.xlsx",
         "orders/orders_apr_2025.xlsx",
         "products/products.csv",
     ]
     assert files_under(stack.lake, "raw") == []
     (message,) = sqs_messages(stack)
-    assert message["Subject"] == "[ecom-lakehouse] FAILED: orders/broken.csv"
+    assert message["Subject"] == "[ecom-lakehouse] REJECTED: orders/broken.csv"
     assert "Failed asset: orders_validated" in message["Message"]
     assert "missing columns" in message["Message"]
     assert "/runs/" in message["Message"]
@@ -161,7 +162,7 @@ def test_the_run_failure_sensor_publishes_to_sns(moto_endpoint, instance):
     ).for_run_failure()
     sensor(context)
     (message,) = sqs_messages(stack)
-    assert message["Subject"] == "[ecom-lakehouse] FAILED: orders/bad.csv"
+    assert message["Subject"] == "[ecom-lakehouse] REJECTED: orders/bad.csv"
     assert f"/runs/{result.run_id}" in message["Message"]
     assert "rejected (invalid_schema)" in message["Message"]
 
@@ -182,7 +183,7 @@ def test_the_sensor_lists_past_one_page_of_keys_and_stays_cheap(moto_endpoint):
     assert reupload.upload.file_key == "orders/o0007.csv"
 
 
-def test_the_cli_works_unchanged_on_an_s3_lake(moto_endpoint, tmp_path):
+def test_the_cli_works_unchanged_on_an_s3_lake_from_any_folder(moto_endpoint, tmp_path):
     cli = str(Path(sys.executable).parent / "ecom-lakehouse")
     generated = subprocess.run(
         [cli, "generate", str(tmp_path / "raw"), "--orders", "60", "--products", "20"],
@@ -198,18 +199,23 @@ def test_the_cli_works_unchanged_on_an_s3_lake(moto_endpoint, tmp_path):
             "LAKEHOUSE_URI": stack.lake.uri,
             "AWS_ENDPOINT_URL": moto_endpoint,
             "AWS_REGION": REGION,
-            "LAKEHOUSE_DUCKDB_CATALOG": str(tmp_path / profile / "catalog.duckdb"),
         }
         if profile == "aws":
             env.update({k: v for k, v in stack.env.items() if k.startswith("LAKEHOUSE_")})
         env.pop("DAGSTER_HOME", None)
-        run = subprocess.run([cli, "ingest"], env=env, capture_output=True, text=True, check=False)
+        # ingest from one folder, query from another: the catalog follows the lake
+        here, there = tmp_path / profile / "here", tmp_path / profile / "there"
+        here.mkdir(parents=True), there.mkdir(parents=True)
+        run = subprocess.run(
+            [cli, "ingest"], env=env, cwd=here, capture_output=True, text=True, check=False
+        )
         assert run.returncode == 0, run.stdout + run.stderr
-        assert "3 file(s) loaded, 0 failed" in run.stdout
+        assert "3 file(s) loaded, 0 rejected, 0 failed" in run.stdout
         result = subprocess.run(
             [cli, "query", "SELECT count(*) AS n FROM orders", "--format", "csv"],
-            env=env, capture_output=True, text=True, check=False,
+            env=env, cwd=there, capture_output=True, text=True, check=False,
         )  # fmt: skip
+        assert list(here.iterdir()) == list(there.iterdir()) == []  # nothing written locally
         assert (profile, result.stdout, result.stderr) == (profile, "n\n60\n", "")
 
 

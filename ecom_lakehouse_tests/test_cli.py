@@ -30,7 +30,7 @@ def test_generate_ingest_and_query(lake_dir, tmp_path):
     ingested = cli(lake_dir, "ingest")
     assert ingested.returncode == 0, ingested.stdout + ingested.stderr
     assert ingested.stdout.count("\nOK ") == 3
-    assert "3 file(s) loaded, 0 failed" in ingested.stdout
+    assert "3 file(s) loaded, 0 rejected, 0 failed" in ingested.stdout
     result = cli(lake_dir, "query", "SELECT count(*) AS n FROM orders", "--format", "csv")
     assert (result.returncode, result.stdout) == (0, "n\n120\n")
     table = cli(lake_dir, "query", "SELECT count(*) AS n FROM products")
@@ -60,7 +60,7 @@ def test_a_failed_file_makes_ingest_exit_non_zero_with_a_summary(lake_dir):
     land(lake_dir, "orders", b"order_id,amount\n1,2\n", "wrong.csv")
     result = cli(lake_dir, "ingest")
     assert result.returncode == 1
-    assert "FAILED   orders/wrong.csv: orders/wrong.csv rejected (invalid_schema)" in result.stdout
+    assert "REJECTED orders/wrong.csv: orders/wrong.csv rejected (invalid_schema)" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 

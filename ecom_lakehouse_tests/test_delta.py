@@ -1,3 +1,7 @@
+"""The delta-rs load: one row per key in the whole table, newest wins, exactly once per upload,
+audit columns on every row."""
+
+from datetime import date
 from decimal import Decimal
 
 import pyarrow as pa
@@ -13,115 +17,113 @@ from ecom_lakehouse.core.validation import validate
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
 ORDERS = CONTRACTS["orders"]
+DAY1, DAY2 = "2025-04-01T10:00:00", "2025-04-02T10:00:00"
 
 
 def batch(*rows) -> pa.Table:
     return validate(ORDERS, read_parts(csv_bytes([ORDERS_HEADER, *rows]), "csv"), "t").valid
 
 
-def rows_of(uri: str) -> dict[int, Decimal]:
+def merge(uri: str, rows: pa.Table, file: str, version: int, **kw):
+    return merge_batch(ORDERS, uri, {}, rows, Upload(file, "e", version, **kw))
+
+
+def table(uri: str, columns: str = "order_id, total_amount") -> list[tuple]:
     con = duckdb_catalog.connect(Lake(uri))
-    found = con.execute(f"SELECT order_id, total_amount FROM delta_scan('{uri}')").fetchall()
-    return dict(found)
+    return con.execute(f"SELECT {columns} FROM delta_scan('{uri}') ORDER BY 1").fetchall()
+
+
+def amounts(uri: str) -> dict[int, Decimal]:
+    return dict(table(uri))
 
 
 def test_merge_inserts_then_upserts_on_the_key(tmp_path):
     uri = str(tmp_path / "orders")
-    first = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        batch(order(1), order(2)),
-        Upload("a", "e", 1),
-    )
+    first = merge(uri, batch(order(1), order(2)), "a", 1)
     assert (first.inserted, first.updated, first.table_version) == (2, 0, 1)
-    second = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        batch(order(2, amount=99), order(3)),
-        Upload("b", "e", 1),
-    )
-    assert (second.inserted, second.updated, second.unchanged) == (1, 1, 0)
-    assert rows_of(uri) == {1: Decimal("10.50"), 2: Decimal("99.00"), 3: Decimal("10.50")}
+    second = merge(uri, batch(order(2, amount=99), order(3)), "b", 2)
+    assert (second.inserted, second.updated, second.stale) == (1, 1, 0)
+    assert amounts(uri) == {1: Decimal("10.50"), 2: Decimal("99.00"), 3: Decimal("10.50")}
     assert table_row_count(uri, {}) == 3
+
+
+def test_a_key_whose_date_changes_moves_to_its_new_partition(tmp_path):
+    uri = str(tmp_path / "orders")
+    merge(uri, batch(order(1, DAY1), order(2, DAY1)), "a", 1)
+    moved = merge(uri, batch(order(1, DAY2, amount=5)), "b", 2)
+    assert (moved.inserted, moved.updated) == (0, 1)
+    assert table(uri, "order_id, date, total_amount") == [
+        (1, date(2025, 4, 2), Decimal("5.00")),
+        (2, date(2025, 4, 1), Decimal("10.50")),
+    ]
+    files = DeltaTable(uri).file_uris()
+    assert sum("date=2025-04-02" in f for f in files) == 1  # the old row's file was rewritten
+
+
+def test_the_newest_row_wins_whatever_order_files_arrive_in(tmp_path):
+    newer = batch(order(1, "2025-04-01T11:00:00", amount=2))
+    older = batch(order(1, "2025-04-01T10:00:00", amount=1))
+    for name, sequence in (("in_order", [older, newer]), ("out_of_order", [newer, older])):
+        uri = str(tmp_path / name)
+        outcomes = [merge(uri, rows, f"f{i}", version=i) for i, rows in enumerate(sequence)]
+        assert amounts(uri) == {1: Decimal("2.00")}, name
+    assert (outcomes[1].updated, outcomes[1].stale) == (0, 1)  # the older file, kept back
+
+
+def test_on_the_same_sequence_the_later_upload_wins_in_either_order(tmp_path):
+    first, second = batch(order(1, amount=1)), batch(order(1, amount=2))
+    uri = str(tmp_path / "late")
+    merge(uri, second, "b", 200)
+    late = merge(uri, first, "a", 100)  # an older upload (a backfill) processed last
+    assert (late.updated, late.stale) == (0, 1)
+    assert amounts(uri) == {1: Decimal("2.00")}
+
+
+def test_every_row_says_where_it_came_from(tmp_path):
+    uri = str(tmp_path / "orders")
+    merge(uri, batch(order(1), order(2)), "orders/a.csv", 100)
+    merge(uri, batch(order(2, amount=3)), "orders/b.csv", 200)
+    rows = table(uri, "order_id, _source_file, _source_version, _loaded_at IS NOT NULL")
+    assert rows == [(1, "orders/a.csv", 100, True), (2, "orders/b.csv", 200, True)]
 
 
 def test_an_upload_is_applied_exactly_once_from_the_txn_in_the_table(tmp_path):
     uri = str(tmp_path / "orders")
     rows = batch(order(1), order(2))
-    merge_batch(
-        ORDERS,
-        uri,
-        {},
-        rows,
-        Upload("orders/a.csv", "e", 100),
-    )
-    # another file changes a row; then the first upload is replayed (a crash after its commit)
-    merge_batch(
-        ORDERS,
-        uri,
-        {},
-        batch(order(1, amount=5)),
-        Upload("b", "e", 1),
-    )
-    replay = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        rows,
-        Upload("orders/a.csv", "e", 100),
-    )
+    merge(uri, rows, "orders/a.csv", 100)
+    merge(uri, batch(order(1, amount=5)), "b", 200)  # a later upload changes a row
+    replay = merge(uri, rows, "orders/a.csv", 100)  # a crash after the first commit
     assert replay.already_committed
-    assert rows_of(uri)[1] == Decimal("5.00")  # the replay did not undo the later change
-    table = DeltaTable(uri)
-    assert table.transaction_version("ecom-lakehouse/orders/orders/a.csv@e") == 100
-    # a newer upload of the same key is applied
-    newer = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        batch(order(1, amount=7)),
-        Upload("orders/a.csv", "e", 200),
+    assert amounts(uri)[1] == Decimal("5.00")
+    assert DeltaTable(uri).transaction_version("ecom-lakehouse/orders/orders/a.csv@e") == 100
+    # a re-delivery of the same upload (re-processed from the archive) is applied again, as
+    # the upload it is: its rows stay older than the later upload's
+    again = merge(uri, rows, "orders/a.csv", 100, delivery=300)
+    assert (again.already_committed, again.inserted, again.updated, again.stale) == (
+        False,
+        0,
+        1,
+        1,
     )
-    assert (newer.already_committed, newer.updated) == (False, 1)
+    assert amounts(uri) == {1: Decimal("5.00"), 2: Decimal("10.50")}
 
 
-def test_reloading_identical_rows_rewrites_nothing_but_records_the_upload(tmp_path):
+def test_a_newer_upload_of_identical_rows_records_itself_on_them(tmp_path):
     uri = str(tmp_path / "orders")
     rows = batch(order(1), order(2))
-    merge_batch(
-        ORDERS,
-        uri,
-        {},
-        rows,
-        Upload("a", "e", 1),
-    )
-    files_before = set(DeltaTable(uri).file_uris())
-    again = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        rows,
-        Upload("a", "e", 2),
-    )
-    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
-    assert set(DeltaTable(uri).file_uris()) == files_before
+    merge(uri, rows, "a", 1)
+    again = merge(uri, rows, "a", 2)
+    assert (again.inserted, again.updated, again.stale) == (0, 2, 0)
+    assert table(uri, "order_id, _source_version") == [(1, 2), (2, 2)]
     assert DeltaTable(uri).transaction_version("ecom-lakehouse/orders/a@e") == 2
 
 
 def test_tables_are_partitioned_by_date_and_readable_by_every_engine(tmp_path):
     uri = str(tmp_path / "orders")
-    merge_batch(
-        ORDERS,
-        uri,
-        {},
-        batch(order(1, "2025-04-01T10:00:00"), order(2, "2025-04-02T10:00:00")),
-        Upload("a", "e", 1),
-    )
-    table = DeltaTable(uri)
-    assert table.metadata().partition_columns == ["date"]
-    assert table.protocol().min_reader_version == 1  # UTC timestamps, no timestampNtz
+    merge(uri, batch(order(1, DAY1), order(2, DAY2)), "a", 1)
+    delta = DeltaTable(uri)
+    assert delta.metadata().partition_columns == ["date"]
+    assert delta.protocol().min_reader_version == 1  # UTC timestamps, no timestampNtz
     assert sorted(p.name for p in (tmp_path / "orders").glob("date=*")) == [
         "date=2025-04-01",
         "date=2025-04-02",
@@ -130,57 +132,22 @@ def test_tables_are_partitioned_by_date_and_readable_by_every_engine(tmp_path):
 
 def test_rows_that_cannot_match_are_appended_and_the_rest_merged(tmp_path):
     uri = str(tmp_path / "orders")
-    day1, day2 = "2025-04-01T10:00:00", "2025-04-02T10:00:00"
-    merge_batch(
-        ORDERS,
-        uri,
-        {},
-        batch(order(1, day1)),
-        Upload("a", "e", 1),
-    )
-    # a new day only: appended, exactly once like a merge
-    new_day = batch(order(2, day2), order(3, day2))
-    appended = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        new_day,
-        Upload("b", "e", 1),
-    )
-    assert (appended.inserted, appended.updated) == (2, 0)
-    assert merge_batch(
-        ORDERS,
-        uri,
-        {},
-        new_day,
-        Upload("b", "e", 1),
-    ).already_committed
-    # a held day, but ids above every id that day holds (from the log's statistics): appended
-    later = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        batch(order(5, day1)),
-        Upload("c", "e", 1),
-    )
-    assert (later.inserted, later.updated) == (1, 0)
-    # a held day and an id within its range: merged (order 1 exists and is updated)
-    mixed = batch(order(1, day1, amount=9), order(4, "2025-04-03T10:00:00"))
-    merged = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        mixed,
-        Upload("d", "e", 1),
-    )
-    assert (merged.inserted, merged.updated) == (1, 1)
-    assert rows_of(uri) == {
-        1: Decimal("9.00"),
-        2: Decimal("10.50"),
-        3: Decimal("10.50"),
-        4: Decimal("10.50"),
-        5: Decimal("10.50"),
-    }
+    merge(uri, batch(order(10, DAY1)), "a", 1)
+    # ids no file's statistics can hold, on any day: appended, exactly once like a merge
+    new_ids = batch(order(20, DAY2), order(21, DAY2))
+    assert (merge(uri, new_ids, "b", 2).inserted, merge(uri, new_ids, "b", 2).inserted) == (2, 0)
+    below = merge(uri, batch(order(5, DAY1)), "c", 3)
+    assert (below.inserted, below.updated) == (1, 0)
+    # an id inside a file's key range (now on a later day): merged, and moved
+    mixed = merge(uri, batch(order(20, "2025-04-03T09:00:00", amount=9), order(30, DAY2)), "d", 4)
+    assert (mixed.inserted, mixed.updated) == (1, 1)
+    assert table(uri, "order_id, date") == [
+        (5, date(2025, 4, 1)),
+        (10, date(2025, 4, 1)),
+        (20, date(2025, 4, 3)),
+        (21, date(2025, 4, 2)),
+        (30, date(2025, 4, 2)),
+    ]
     history = [c.get("operation") for c in DeltaTable(uri).history()]
     assert history[:4] == ["MERGE", "WRITE", "WRITE", "WRITE"]
 
@@ -189,20 +156,7 @@ def test_a_file_without_good_rows_is_recorded_once(tmp_path):
     uri = str(tmp_path / "orders")
     empty = batch(order(1, amount=-1))  # rejected by a rule: no good row
     assert empty.num_rows == 0
-    first = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        empty,
-        Upload("a", "e", 1),
-    )
+    first = merge(uri, empty, "a", 1)
     assert (first.inserted, first.already_committed) == (0, False)
-    again = merge_batch(
-        ORDERS,
-        uri,
-        {},
-        empty,
-        Upload("a", "e", 1),
-    )
-    assert again.already_committed
+    assert merge(uri, empty, "a", 1).already_committed
     assert table_row_count(uri, {}) == 0

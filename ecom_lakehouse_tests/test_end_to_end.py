@@ -11,7 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from ecom_lakehouse.runner import ingest
-from ecom_lakehouse_tests.conftest import Stack, files_under, land, query, shared_file
+from ecom_lakehouse_tests.conftest import (
+    Stack,
+    archived_files,
+    files_under,
+    land,
+    query,
+    shared_file,
+)
 from ecom_lakehouse_tests.files import ITEMS_HEADER, ORDERS_HEADER, csv_bytes, order, xlsx_bytes
 
 COUNTS = (
@@ -43,7 +50,7 @@ def test_the_real_files_load_completely_and_once(stack, instance):
     ]
     assert query(stack, COUNTS) == [(1000, 7500, 40803)]
     assert files_under(stack.lake, "raw") == []
-    assert files_under(stack.lake, "archived") == [
+    assert archived_files(stack.lake) == [
         "order-items/order_items_apr_2025.xlsx",
         "orders/orders_apr_2025.xlsx",
         "products/products.csv",
@@ -53,15 +60,16 @@ def test_the_real_files_load_completely_and_once(stack, instance):
     items = reports[2].metadata["order_items"]
     assert (items["rows_inserted"], items["rows_updated"]) == (40803, 0)
 
-    # The same files again: every upload re-validated, no row and no count changes.
-    for key in files_under(stack.lake, "archived"):
+    # The same files uploaded again: newer uploads of the same rows. Every row now names the
+    # new upload; no value and no count changes.
+    for key in archived_files(stack.lake):
         data, _ = stack.lake.read(f"archived/{key}")
         folder, name = key.split("/", 1)
         land(stack.lake, folder, data, name)
     again = ingest(instance, defs)
     assert_all_loaded(again)
     assert [(r.metadata[r.dataset]["rows_inserted"], r.metadata[r.dataset]["rows_updated"])
-            for r in again] == [(0, 0)] * 3  # fmt: skip
+            for r in again] == [(0, 1000), (0, 7500), (0, 40803)]  # fmt: skip
     assert query(stack, COUNTS) == [(1000, 7500, 40803)]
     assert query(stack, "SELECT count(DISTINCT order_id), sum(total_amount) FROM orders") == (
         query(stack, "SELECT count(*), sum(total_amount) FROM orders")
@@ -166,7 +174,7 @@ def test_a_crash_after_the_commit_converges_on_a_rerun(stack, instance):
     assert report.metadata["orders"]["already_committed"] is True
     assert query(stack, "SELECT count(*) FROM orders") == [(2,)]
     assert files_under(stack.lake, "raw") == []
-    assert files_under(stack.lake, "archived") == ["orders/o.csv"]
+    assert archived_files(stack.lake) == ["orders/o.csv"]
 
 
 def test_an_archived_file_can_be_reprocessed_by_partition(stack, instance):
@@ -181,7 +189,7 @@ def test_an_archived_file_can_be_reprocessed_by_partition(stack, instance):
     assert result.success
     materialization = result.asset_materializations_for_node("orders")[0]
     assert materialization.metadata["rows_inserted"].value == 2
-    assert files_under(stack.lake, "archived") == ["orders/o.csv"]
+    assert archived_files(stack.lake) == ["orders/o.csv"]
 
 
 def test_order_items_before_their_orders_load_and_warn(stack, instance):

@@ -18,7 +18,7 @@ from pyspark.sql.types import _parse_datatype_string
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.delta import merge_batch
-from ecom_lakehouse.core.merge_spec import merge_statement
+from ecom_lakehouse.core.merge_spec import KeyRange, merge_statement
 from ecom_lakehouse.core.pipeline import validate_file
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import Upload
@@ -74,7 +74,9 @@ def test_the_spark_batch_is_the_local_engines_batch(spark, tmp_path, dataset, re
     contract = CONTRACTS[dataset]
     file_key = land(lake, contract.raw_folder, shared_file(relative)).removeprefix("raw/")
     uri, local = validated(lake, dataset, file_key)
-    batch = prepare(read_validated(spark, [ValidatedInput(uri, 1)]), contract)
+    batch = prepare(
+        read_validated(spark, [ValidatedInput(uri, Upload(file_key, "e", 1))]), contract
+    )
     assert rows(batch.toArrow(), dataset) == rows(local, dataset)
     assert len(local) > 0
 
@@ -90,15 +92,10 @@ def test_several_files_in_one_batch_end_as_loading_them_one_by_one(spark, tmp_pa
     )
     inputs, table_uri = [], str(tmp_path / "one_by_one")
     for version, key in enumerate([first, second], start=1):
-        uri, batch = validated(lake, "orders", key.removeprefix("raw/"))
-        merge_batch(
-            ORDERS,
-            table_uri,
-            {},
-            batch,
-            Upload(key, "e", version),
-        )
-        inputs.append(ValidatedInput(uri, version))
+        upload = Upload(key.removeprefix("raw/"), "e", version)
+        uri, batch = validated(lake, "orders", upload.file_key)
+        merge_batch(ORDERS, table_uri, {}, batch, upload)
+        inputs.append(ValidatedInput(uri, upload))
     from deltalake import DeltaTable
 
     one_by_one = DeltaTable(table_uri).to_pyarrow_table()
@@ -126,24 +123,30 @@ def test_rows_that_break_the_contract_fail_the_batch_whole(spark, tmp_path):
     path = tmp_path / "broken.parquet"
     pq.write_table(broken, path)
     with pytest.raises(BatchRejected) as error:
-        prepare(read_validated(spark, [ValidatedInput(str(path), 1)]), ORDERS).collect()
+        inputs = [ValidatedInput(str(path), Upload("orders/broken.parquet", "e", 1))]
+        prepare(read_validated(spark, inputs), ORDERS).collect()
     message = str(error.value)
     assert "order_id: required: 1" in message
     assert "rule total_amount_positive: 1" in message
     assert "rule order_timestamp_in_range: 2" in message
 
 
-def test_the_merge_statement_is_spark_sql_with_pruning_literals(spark):
+def test_the_merge_statement_is_spark_sql_on_the_key_alone_with_pruning_literals(spark):
     sql = merge_statement(
-        ORDERS,
-        "delta.`s3://lake/processed/orders`",
-        SOURCE_VIEW,
-        [date(2025, 4, 2), date(2025, 4, 1)],
+        ORDERS, "delta.`s3://lake/processed/orders`", SOURCE_VIEW, KeyRange(10000, 17499)
     )
     plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql).toString()
     assert plan.startswith("'MergeIntoTable")
-    assert "2025-04-01" in plan and "2025-04-02" in plan
-    assert "t.order_id = s.order_id" in sql and "IS DISTINCT FROM" in sql
+    # one row per key: a key whose date changes is matched, and its row moves
+    match = sql.split(" WHEN ")[0].split(" ON ")[1]
+    assert match.startswith("t.order_id = s.order_id") and "date" not in match
+    assert "BETWEEN 10000 AND 17499" in sql
+    # newest wins: the sequence, then the upload's version, then the source file
+    assert (
+        sql.index("s.order_timestamp >")
+        < sql.index("s._source_version >")
+        < sql.index("s._source_file >=")
+    )
 
 
 @pytest.mark.parametrize("dataset", sorted(CONTRACTS))
@@ -151,7 +154,7 @@ def test_the_table_ddl_is_spark_sql_in_the_contracts_types(spark, dataset):
     sql = create_table_statement(CONTRACTS[dataset], f"delta.`/lake/processed/{dataset}`")
     plan = spark._jsparkSession.sessionState().sqlParser().parsePlan(sql).toString()
     assert plan.startswith("'CreateTable")
-    for column in CONTRACTS[dataset].columns:
+    for column in CONTRACTS[dataset].table_columns:
         spark_type = repr(_parse_datatype_string(column.glue_type)).removesuffix("()")
         assert f"columndefinition({column.name}, {spark_type}," in plan
     assert CONTRACTS[dataset].partition_by is None or "identity(date)" in plan

@@ -5,7 +5,11 @@ Adding a dataset means adding a contract to its family's module and to ``CONTRAC
 
 from ecom_lakehouse.contracts.ecommerce import ORDER_ITEMS, ORDERS, PRODUCTS
 from ecom_lakehouse.contracts.model import (
+    AUDIT_COLUMNS,
+    LOADED_AT,
     LOGICAL_TYPES,
+    SOURCE_FILE,
+    SOURCE_VERSION,
     Column,
     DatasetContract,
     ForeignKey,
@@ -13,8 +17,12 @@ from ecom_lakehouse.contracts.model import (
 )
 
 __all__ = [
+    "AUDIT_COLUMNS",
     "CONTRACTS",
+    "LOADED_AT",
     "LOGICAL_TYPES",
+    "SOURCE_FILE",
+    "SOURCE_VERSION",
     "Column",
     "DatasetContract",
     "ForeignKey",

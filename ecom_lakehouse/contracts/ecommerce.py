@@ -43,7 +43,7 @@ ORDERS = DatasetContract(
         ORDER_TIME_COLUMNS[1],
     ),
     primary_key="order_id",
-    dedup_order=("order_timestamp",),
+    sequence_by=("order_timestamp",),
     partition_by="date",
     rules=(Rule("total_amount_positive", "total_amount > 0"), *ORDER_TIME_RULES),
 )
@@ -68,7 +68,7 @@ ORDER_ITEMS = DatasetContract(
         *ORDER_TIME_COLUMNS,
     ),
     primary_key="id",
-    dedup_order=("order_timestamp",),
+    sequence_by=("order_timestamp",),
     partition_by="date",
     rules=(
         Rule("add_to_cart_order_positive", "add_to_cart_order > 0"),

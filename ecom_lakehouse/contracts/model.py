@@ -49,6 +49,27 @@ class Column:
     def glue_type(self) -> str:
         return LOGICAL_TYPES[self.type][2]
 
+    def arrow_field(self) -> pa.Field:
+        # Every column is nullable in storage: NOT NULL is enforced by validation and checked by
+        # asset checks, which keeps the Delta protocol at its most widely readable version.
+        return pa.field(
+            self.name, self.arrow_type, nullable=True, metadata={"comment": self.description}
+        )
+
+
+# Where each row of a table came from, like Auto Loader's file metadata: an analyst answers
+# "which file gave me this row?" in SQL. Names start with _ so no contract column can clash.
+SOURCE_FILE, SOURCE_VERSION, LOADED_AT = "_source_file", "_source_version", "_loaded_at"
+AUDIT_COLUMNS = (
+    Column(SOURCE_FILE, "string", description="The file the row came from (its path under raw/)."),
+    Column(
+        SOURCE_VERSION,
+        "bigint",
+        description="The upload's version: when it landed in raw/, in ms since 1970 (UTC).",
+    ),
+    Column(LOADED_AT, "timestamp", description="When the row was written to the table (UTC)."),
+)
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -78,9 +99,11 @@ class DatasetContract:
     columns: tuple[Column, ...]
     primary_key: str
     formats: tuple[str, ...] = ("csv", "xlsx", "jsonl", "parquet")
-    # Duplicate keys within one file: the row with the greatest value of these columns wins,
-    # ties broken by position in the file (sheet order, then row: the last one wins).
-    dedup_order: tuple[str, ...] = ()
+    # Which version of a key is the newest, like Delta Live Tables' SEQUENCE BY: the row with
+    # the greatest value of these columns wins (NULL is oldest), within a file and across
+    # files, whatever order files arrive in. Ties go to the later upload (``_source_version``,
+    # then the greater ``_source_file``) and, within one file, to the later sheet, then row.
+    sequence_by: tuple[str, ...] = ()
     partition_by: str | None = None
     rules: tuple[Rule, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = field(default=())
@@ -89,7 +112,10 @@ class DatasetContract:
         names = self.column_names
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: duplicate column names")
-        referenced = [self.primary_key, *self.dedup_order, *(fk.column for fk in self.foreign_keys)]
+        reserved = [n for n in names if n.startswith("_")]
+        if reserved:
+            raise ValueError(f"{self.name}: column names starting with _ are reserved: {reserved}")
+        referenced = [self.primary_key, *self.sequence_by, *(fk.column for fk in self.foreign_keys)]
         if self.partition_by:
             referenced.append(self.partition_by)
         unknown = [c for c in referenced if c not in names]
@@ -102,18 +128,17 @@ class DatasetContract:
 
     @cached_property
     def arrow_schema(self) -> pa.Schema:
-        # Every column is nullable in storage: NOT NULL is enforced by validation and checked by
-        # asset checks, which keeps the Delta protocol at its most widely readable version.
-        return pa.schema(
-            [
-                pa.field(c.name, c.arrow_type, nullable=True, metadata={"comment": c.description})
-                for c in self.columns
-            ]
-        )
+        """The contract's columns, typed (what validation gives)."""
+        return pa.schema([c.arrow_field() for c in self.columns])
 
-    @property
-    def value_columns(self) -> tuple[str, ...]:
-        return tuple(c for c in self.column_names if c != self.primary_key)
+    @cached_property
+    def table_columns(self) -> tuple[Column, ...]:
+        """The Delta table's columns: the contract's, then the audit columns every row carries."""
+        return (*self.columns, *AUDIT_COLUMNS)
+
+    @cached_property
+    def table_schema(self) -> pa.Schema:
+        return pa.schema([*self.arrow_schema, *(c.arrow_field() for c in AUDIT_COLUMNS)])
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

@@ -1,78 +1,132 @@
-"""The local engine: Delta Lake MERGE with delta-rs, exactly once per file.
+"""The local engine: Delta Lake MERGE with delta-rs, exactly once per upload, newest wins,
+any number of writers.
 
-Exactly-once lives inside the data commit: each merge carries a Delta application transaction
+Exactly-once lives inside the data commit: each commit carries a Delta application transaction
 (``txn``) whose app id names the upload (file key and ETag) and whose version is the upload's
-version (its last-modified time in milliseconds). A replay of an upload already committed is
-detected from the table itself, so a crash between the commit and anything after it cannot
-double-apply it. The same content uploaded again later (same ETag, later time) is applied
-again: the last upload of a key wins, even if it reverts an earlier change.
+(its landing time in ms, or the time of a re-delivery from the archive). A replay of an upload
+already committed is detected from the table itself, so a crash between the commit and anything
+after it cannot apply it twice.
+
+Writers do not wait for each other: each commits optimistically, and Delta's conflict check
+refuses a commit that read what another writer changed meanwhile. Such a conflict is retried
+from a fresh snapshot (with backoff, a bounded number of times), where the upload's txn may now
+be found committed.
 """
 
 from __future__ import annotations
 
+import random
+import time
+from datetime import UTC, datetime
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake import CommitProperties, DeltaTable, Field, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import LOADED_AT, SOURCE_FILE, SOURCE_VERSION, DatasetContract
 from ecom_lakehouse.core.merge_spec import (
     SOURCE,
     TARGET,
+    KeyRange,
     MergeOutcome,
-    changed_predicate,
     merge_predicate,
+    newer_predicate,
 )
 from ecom_lakehouse.core.uploads import Upload
+
+# Commit conflicts are retried this many times in all, waiting about 0.1 s, 0.2 s, 0.4 s, ...
+# (at most 5 s, with jitter) in between: ~20 s of a table changing under every attempt.
+COMMIT_ATTEMPTS = 8
+
+
+class TableBusy(Exception):
+    """Every attempt to commit lost to another writer."""
 
 
 def open_or_create(
     contract: DatasetContract, uri: str, storage_options: dict[str, str]
 ) -> DeltaTable:
     try:
-        return DeltaTable(uri, storage_options=storage_options)
+        table = DeltaTable(uri, storage_options=storage_options)
     except TableNotFoundError:
         # mode="ignore": when two writers race to create it, both end with the same table.
-        return DeltaTable.create(
+        DeltaTable.create(
             uri,
-            schema=contract.arrow_schema,
+            schema=contract.table_schema,
             partition_by=[contract.partition_by] if contract.partition_by else None,
             name=contract.name,
             description=contract.description,
             mode="ignore",
             storage_options=storage_options,
         )
+        table = DeltaTable(uri, storage_options=storage_options)
+    add_missing_columns(table, contract)
+    return table
 
 
-def cannot_match(table: DeltaTable, contract: DatasetContract, batch: pa.Table) -> bool:
-    """Whether no row of the batch can match a row of the table, from the log alone: no data
-    file lies in the batch's partitions (a new day) or, for a numeric key, no such file's key
-    range (its min/max statistics) overlaps the batch's (new orders)."""
+def add_missing_columns(table: DeltaTable, contract: DatasetContract) -> None:
+    """Columns of the contract (or audit columns) the table does not have yet are added, as
+    nullable columns: rows written before read NULL there."""
+    present = set(table.schema().to_arrow().names)
+    missing = [f for f in contract.table_schema if f.name not in present]
+    if missing:
+        table.alter.add_columns([Field.from_arrow(f) for f in missing])
+        table.update_incremental()
+
+
+def with_audit(contract: DatasetContract, batch: pa.Table, upload: Upload) -> pa.Table:
+    """The batch in the table's schema: the contract's columns, then where each row came from."""
+    rows = batch.select(list(contract.column_names)).cast(contract.arrow_schema)
+    n = rows.num_rows
+    audit = {
+        SOURCE_FILE: pa.repeat(upload.file_key, n),
+        SOURCE_VERSION: pa.repeat(pa.scalar(upload.version, pa.int64()), n),
+        LOADED_AT: pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
+    }
+    for name, values in audit.items():
+        rows = rows.append_column(name, values)
+    return rows.cast(contract.table_schema)
+
+
+def key_range(contract: DatasetContract, batch: pa.Table) -> KeyRange | None:
+    """The batch's key range, for keys whose file statistics are exact (numbers, dates): the
+    MERGE spells it out so the engine skips every file outside it."""
+    key = batch.column(contract.primary_key)
+    exact = pa.types.is_integer(key.type) or pa.types.is_date(key.type)
+    if not exact or key.null_count == len(key) or not len(key):
+        return None
+    bounds = pc.min_max(key)
+    return KeyRange(bounds["min"].as_py(), bounds["max"].as_py())
+
+
+def keys_absent(table: DeltaTable, contract: DatasetContract, batch: pa.Table) -> bool:
+    """Whether no key of the batch can be in the table, from the log alone: no data file yet,
+    or (numeric keys) no file's key range (its min/max statistics) holds any of the keys."""
     files = pa.table(table.get_add_actions(flatten=True))
-    if files.num_rows and contract.partition_by:
-        incoming = batch.column(contract.partition_by)
-        if incoming.null_count:
-            return False
-        held = files.column(f"partition.{contract.partition_by}").cast(incoming.type)
-        files = files.filter(pc.is_in(held, value_set=pc.unique(incoming)))
     if files.num_rows == 0:
         return True
     key = batch.column(contract.primary_key)
     low, high = f"min.{contract.primary_key}", f"max.{contract.primary_key}"
-    # String statistics may be truncated, so only numeric ranges are trusted.
     if not pa.types.is_integer(key.type) or low not in files.column_names:
         return False
-    bounds = pc.min_max(key)
-    overlapping = pc.or_kleene(  # a file without statistics counts as overlapping
-        pc.invert(
-            pc.or_(
-                pc.less(files.column(high), bounds["min"]),
-                pc.greater(files.column(low), bounds["max"]),
-            )
-        ),
-        pc.or_(pc.is_null(files.column(low)), pc.is_null(files.column(high))),
+    lows, highs = files.column(low), files.column(high)
+    if lows.null_count or highs.null_count or key.null_count:
+        return False  # a file without statistics (or a NULL key) could hold anything
+    keys = np.sort(key.to_numpy())
+    lows_, highs_ = lows.to_numpy(), highs.to_numpy()
+    first = np.searchsorted(keys, lows_, side="left")  # the first key >= each file's min
+    inside = (first < len(keys)) & (keys[np.minimum(first, len(keys) - 1)] <= highs_)
+    return not bool(inside.any())
+
+
+def _commit(txn_app: str, upload: Upload, retries: int | None = None) -> CommitProperties:
+    return CommitProperties(
+        app_transactions=[Transaction(app_id=txn_app, version=upload.txn_version)],
+        custom_metadata={"ecom_lakehouse.source_file": upload.file_key},
+        max_commit_retries=retries,
     )
-    return not pc.any(overlapping).as_py()
 
 
 def merge_batch(
@@ -82,76 +136,88 @@ def merge_batch(
     batch: pa.Table,
     upload: Upload,
 ) -> MergeOutcome:
+    """Upsert the upload's rows on the key, newest wins, exactly once; retried from a fresh
+    snapshot when another writer's commit conflicts with this one."""
+    rows = with_audit(contract, batch, upload)
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return _merge_once(contract, uri, storage_options, rows, upload)
+        except CommitFailedError as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise TableBusy(
+                    f"{contract.name}: {COMMIT_ATTEMPTS} attempts to commit {upload.file_key} "
+                    f"each lost to another writer (last: {str(exc).strip()[:200]}); nothing of "
+                    "it was written: run it again"
+                ) from exc
+            time.sleep(min(5.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
+
+
+def _merge_once(
+    contract: DatasetContract,
+    uri: str,
+    storage_options: dict[str, str],
+    rows: pa.Table,
+    upload: Upload,
+) -> MergeOutcome:
     table = open_or_create(contract, uri, storage_options)
     txn_app = upload.txn_app_id(contract.name)
     committed = table.transaction_version(txn_app)
-    if committed is not None and committed >= upload.version:
+    if committed is not None and committed >= upload.txn_version:
         return MergeOutcome(0, 0, 0, table.version(), already_committed=True)
-    commit = _commit_properties(txn_app, upload)
-    if cannot_match(table, contract, batch):
-        # The merge's result would be an append: appending costs a fraction of it. Safe because
-        # one writer at a time commits to a table (the Dagster pool per table).
-        write_deltalake(
-            table,
-            batch.cast(contract.arrow_schema),
-            mode="append",
-            commit_properties=commit,
-            storage_options=storage_options,
-        )
+    if rows.num_rows and keys_absent(table, contract, rows):
+        # The MERGE's result would be an append: appending costs a fraction of it. The append
+        # commits against the snapshot it looked at (no automatic retry): if another writer
+        # committed meanwhile, it fails here and the next attempt looks again.
+        write_deltalake(table, rows, mode="append", commit_properties=_commit(txn_app, upload, 0))
         table.update_incremental()
-        return MergeOutcome(batch.num_rows, 0, 0, table.version(), already_committed=False)
-    metrics = (
-        table.merge(
-            batch.cast(contract.arrow_schema),
-            predicate=merge_predicate(contract, _partition_values(contract, batch)),
-            source_alias=SOURCE,
-            target_alias=TARGET,
-            commit_properties=commit,
+        return MergeOutcome(rows.num_rows, 0, 0, table.version(), already_committed=False)
+    inserted = updated = 0
+    if rows.num_rows:
+        metrics = (
+            table.merge(
+                rows,
+                predicate=merge_predicate(contract, key_range(contract, rows)),
+                source_alias=SOURCE,
+                target_alias=TARGET,
+                # the source is in memory: planning with it lets the engine prune the target
+                streamed_exec=False,
+                commit_properties=_commit(txn_app, upload),
+            )
+            .when_matched_update_all(predicate=newer_predicate(contract))
+            .when_not_matched_insert_all()
+            .execute()
         )
-        .when_matched_update_all(predicate=changed_predicate(contract))
-        .when_not_matched_insert_all()
-        .execute()
-    )
-    inserted = metrics["num_target_rows_inserted"]
-    updated = metrics["num_target_rows_updated"]
+        inserted, updated = metrics["num_target_rows_inserted"], metrics["num_target_rows_updated"]
     version = table.version()
-    if inserted == 0 and updated == 0 and table.transaction_version(txn_app) != upload.version:
-        # delta-rs skips the commit when nothing changed; record the file's txn anyway so the
-        # upload counts as applied (a metadata-only commit with no data files).
-        table = DeltaTable(uri, storage_options=storage_options)
-        version = _commit_txn_only(table, _commit_properties(txn_app, upload))
+    if inserted == 0 and updated == 0:
+        # delta-rs skips the commit when nothing changed (every row stale, or none): record the
+        # upload's txn anyway so it counts as applied (a commit with no data files).
+        version = _commit_txn_only(
+            DeltaTable(uri, storage_options=storage_options), txn_app, upload
+        )
     return MergeOutcome(
         inserted=inserted,
         updated=updated,
-        unchanged=batch.num_rows - inserted - updated,
+        stale=rows.num_rows - inserted - updated,
         table_version=version,
         already_committed=False,
     )
 
 
-def _commit_properties(txn_app: str, upload: Upload) -> CommitProperties:
-    return CommitProperties(
-        app_transactions=[Transaction(app_id=txn_app, version=upload.version)],
-        custom_metadata={"ecom_lakehouse.source_file": upload.file_key},
-    )
-
-
-def _commit_txn_only(table: DeltaTable, commit: CommitProperties) -> int:
+def _commit_txn_only(table: DeltaTable, txn_app: str, upload: Upload) -> int:
+    committed = table.transaction_version(txn_app)
+    if committed is not None and committed >= upload.txn_version:
+        return table.version()
     table.create_write_transaction(
         actions=[],
         mode="append",
         schema=table.schema(),
         partition_by=table.metadata().partition_columns,
-        commit_properties=commit,
+        commit_properties=_commit(txn_app, upload),
     )
     table.update_incremental()
     return table.version()
-
-
-def _partition_values(contract: DatasetContract, batch: pa.Table) -> list[object]:
-    if not contract.partition_by or not batch.num_rows:
-        return []
-    return pc.unique(batch.column(contract.partition_by).drop_null()).to_pylist()
 
 
 def table_exists(uri: str, storage_options: dict[str, str]) -> bool:

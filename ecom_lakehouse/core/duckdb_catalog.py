@@ -8,7 +8,6 @@ so a reader never sees it half-written and never waits for a writer's lock.
 from __future__ import annotations
 
 import functools
-import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -126,24 +125,34 @@ def _view_sql(entry: CatalogEntry) -> str:
     return f'CREATE OR REPLACE VIEW "{entry.name}" AS SELECT * FROM {source}'
 
 
-def rebuild_catalog(lake: Lake, path: Path) -> list[CatalogEntry]:
-    """Write a fresh catalog file at ``path`` with a view for every entry, then swap it in."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+CATALOG_KEY = layout.CATALOG + CATALOG_FILE
+
+
+def catalog_location(lake: Lake, path: Path | None = None) -> str:
+    """Where the catalog file is: ``path`` when given (a local file), else in the lake itself
+    (``catalog/lakehouse.duckdb``), so it follows the lake wherever it is queried from."""
+    return str(path) if path else lake.url(CATALOG_KEY)
+
+
+def rebuild_catalog(lake: Lake, path: Path | None = None) -> list[CatalogEntry]:
+    """Write a fresh catalog file with a view for every entry, then swap it in whole (a local
+    rename, or one PUT to the lake's bucket): a reader never sees it half-written."""
+    local = path or (None if lake.is_s3 else Path(lake.url(CATALOG_KEY)))
     entries = catalog_entries(lake, CONTRACTS.values())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".catalog-", suffix=".duckdb")
-    os.close(fd)
-    Path(tmp).unlink()  # DuckDB wants to create the file itself
-    try:
-        con = connect(lake, tmp)
+    if local:
+        local.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=local.parent if local else None) as scratch:
+        tmp = Path(scratch, CATALOG_FILE)
+        con = connect(lake, str(tmp))
         try:
             for entry in entries:
                 con.execute(_view_sql(entry))
         finally:
             con.close()
-        Path(tmp).replace(path)
-    finally:
-        for leftover in (Path(tmp), Path(tmp + ".wal")):
-            leftover.unlink(missing_ok=True)
+        if local:
+            tmp.replace(local)
+        else:
+            lake.write(CATALOG_KEY, tmp)
     return entries
 
 
@@ -151,9 +160,19 @@ class CatalogMissing(Exception):
     pass
 
 
-def open_catalog(lake: Lake, path: Path) -> duckdb.DuckDBPyConnection:
-    if not path.exists():
-        raise CatalogMissing(
-            f"no catalog at {path} yet: load some files first (ecom-lakehouse ingest)"
-        )
-    return connect(lake, str(path), read_only=True)
+def open_catalog(lake: Lake, path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """The catalog, read-only: a local file, or the lake's own (attached from S3)."""
+    location = catalog_location(lake, path)
+    missing = CatalogMissing(
+        f"no catalog at {location} yet: load some files first (ecom-lakehouse ingest)"
+    )
+    if path or not lake.is_s3:
+        if not Path(location).exists():
+            raise missing
+        return connect(lake, location, read_only=True)
+    if lake.head(CATALOG_KEY) is None:
+        raise missing
+    con = connect(lake)
+    con.execute(f"ATTACH '{location}' AS lakehouse (READ_ONLY)")
+    con.execute("USE lakehouse")
+    return con

@@ -54,6 +54,12 @@ def reason_key(rejected_key: str) -> str:
     return rejected_key + ".reason.json"
 
 
+def upload_record_key(archived_key: str) -> str:
+    """The upload's record kept beside an archived file (its landing version, for newest-wins
+    when the file is re-processed from the archive)."""
+    return archived_key + ".upload.json"
+
+
 def validated_key(dataset: str, file_key: str) -> str:
     return f"{VALIDATED}{dataset}/{name_in_folder(file_key)}.parquet"
 

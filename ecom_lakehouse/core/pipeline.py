@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,7 +26,7 @@ from ecom_lakehouse.core.memory import release_freed_memory
 from ecom_lakehouse.core.merge_spec import MergeOutcome
 from ecom_lakehouse.core.readers import UnreadableFile, detect_format, iter_parts
 from ecom_lakehouse.core.storage import Lake, ObjectChanged, ObjectInfo
-from ecom_lakehouse.core.uploads import Upload, UploadMismatch
+from ecom_lakehouse.core.uploads import Upload, millis
 from ecom_lakehouse.core.validation import InvalidSchema, ValidationResult, validate
 
 
@@ -37,6 +38,13 @@ class FileRejected(Exception):
         self.kind = kind
         self.reason = reason
         self.rejected_key = rejected_key
+
+
+class SourceChanged(Exception):
+    """The file was replaced while it was being read: its new upload has a run of its own."""
+
+    def __init__(self, file_key: str) -> None:
+        super().__init__(f"{file_key} was replaced while it was read; its new upload runs next")
 
 
 class SourceMissing(Exception):
@@ -56,12 +64,26 @@ class ValidatedFile:
     rejected_records_key: str | None
 
 
-def locate_source(lake: Lake, file_key: str) -> ObjectInfo:
-    """The file in ``raw/``, or else its archived copy (re-processing from the archive)."""
-    for key in (layout.raw_key(file_key), layout.archived_key(file_key)):
-        info = lake.head(key)
-        if info is not None:
-            return info
+def locate_source(lake: Lake, file_key: str) -> tuple[ObjectInfo, Upload]:
+    """The file in ``raw/`` and its upload; or else its archived copy, a new delivery of the
+    upload the archive recorded (re-processing from the archive). A file another run has
+    rejected meanwhile is reported as rejected."""
+    info = lake.head(layout.raw_key(file_key))
+    if info is not None:
+        return info, Upload.of(info)
+    archived = layout.archived_key(file_key)
+    info = lake.head(archived)
+    if info is not None:
+        record = lake.head(layout.upload_record_key(archived))
+        if record is None:  # archived before records were kept: the copy is the upload
+            return info, Upload(file_key, info.etag, millis(info.last_modified))
+        upload = Upload.from_record(lake.read(record.key)[0])
+        return info, upload.delivered_from(info)
+    for kind in get_args(layout.FileRejection):
+        rejected = layout.rejected_file_key(kind, file_key)
+        if lake.head(rejected) is not None:
+            reason = json.loads(lake.read(layout.reason_key(rejected))[0]).get("reason", "")
+            raise FileRejected(kind, reason, rejected)
     raise SourceMissing(file_key)
 
 
@@ -90,7 +112,7 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
     Raises FileRejected after moving a file that cannot be read or whose header is wrong.
     """
     release_freed_memory()  # what earlier files' steps freed, before this one allocates
-    source = locate_source(lake, file_key)
+    source, upload = locate_source(lake, file_key)
     fmt = detect_format(file_key)
     if fmt is None or fmt not in contract.formats:
         raise reject_file(
@@ -102,7 +124,9 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
             f"{', '.join(contract.formats)}",
         )
     with _scratch() as scratch:
-        local, source = lake.download(source.key, scratch)
+        local, downloaded = lake.download(source.key, scratch)
+        if downloaded.etag != source.etag:  # replaced between the look and the download
+            raise SourceChanged(file_key)
         try:
             result = validate(contract, iter_parts(local, fmt), file_key)
         except UnreadableFile as exc:
@@ -110,7 +134,6 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
         except InvalidSchema as exc:
             raise reject_file(lake, source, file_key, "invalid_schema", str(exc)) from None
 
-        upload = Upload.of(source, file_key)
         validated_key = layout.validated_key(contract.name, file_key)
         valid = result.valid.replace_schema_metadata(
             {**(result.valid.schema.metadata or {}), **upload.parquet_metadata()}
@@ -154,20 +177,23 @@ def validated_upload(lake: Lake, contract: DatasetContract, file_key: str) -> Up
     return Upload.from_parquet_metadata(footer.metadata, file_key)
 
 
-def load_file(lake: Lake, contract: DatasetContract, upload: Upload) -> MergeOutcome:
-    """MERGE the upload's validated rows into its Delta table, exactly once per upload."""
+@dataclass(frozen=True)
+class LoadedFile:
+    outcome: MergeOutcome
+    upload: Upload  # the upload whose rows were merged (read with them, from one object)
+
+
+def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFile:
+    """MERGE the file's validated rows into its Delta table, exactly once per upload. The rows
+    and the upload they came from are one object: another run validating the file meanwhile
+    replaces both together."""
     release_freed_memory()  # what validation freed, before the merge allocates
     with _scratch() as scratch:
-        local, _ = lake.download(layout.validated_key(contract.name, upload.file_key), scratch)
+        local, _ = lake.download(layout.validated_key(contract.name, file_key), scratch)
         batch = pq.read_table(local)
-    if Upload.from_parquet_metadata(batch.schema.metadata, upload.file_key) != upload:
-        raise UploadMismatch(
-            f"the validated rows of {upload.file_key} are of another upload than {upload.id}"
-            " (a newer upload was validated meanwhile): run the file again"
-        )
-    return merge_batch(
-        contract, lake.url(layout.table_path(contract.name)), lake.storage_options(), batch, upload
-    )
+    upload = Upload.from_parquet_metadata(batch.schema.metadata, file_key)
+    table = lake.url(layout.table_path(contract.name))
+    return LoadedFile(merge_batch(contract, table, lake.storage_options(), batch, upload), upload)
 
 
 @dataclass(frozen=True)
@@ -178,7 +204,8 @@ class ArchiveOutcome:
 
 
 def archive_file(lake: Lake, upload: Upload) -> ArchiveOutcome:
-    """Move the raw file to ``archived/`` (call only after its rows are committed).
+    """Move the raw file to ``archived/`` (call only after its rows are committed), with the
+    upload's record beside it (written first: an archived file always has one).
 
     A raw file whose ETag changed since it was validated is a newer upload: it stays in
     ``raw/`` for its own run.
@@ -189,6 +216,11 @@ def archive_file(lake: Lake, upload: Upload) -> ArchiveOutcome:
         if lake.head(archived) is None:
             raise SourceMissing(upload.file_key)
         return ArchiveOutcome(archived, moved=False, note="already archived")
+    if current.etag != upload.etag:
+        return ArchiveOutcome(
+            archived, moved=False, note="a newer upload replaced the file; left in raw/"
+        )
+    lake.write(layout.upload_record_key(archived), upload.record())
     try:
         lake.move(raw, archived, expected_etag=upload.etag)
     except ObjectChanged:

@@ -67,9 +67,9 @@ def iter_parts(source: Source, fmt: str) -> Iterator[RawPart]:
         yield from READERS[fmt](source)
     except UnreadableFile:
         raise
-    except (fastexcel.FastExcelError, pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
+    except Exception as exc:  # whatever a reader chokes on, the file is unreadable: say why
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnreadableFile(f"not a readable {fmt} file: {first_line}") from exc
+        raise UnreadableFile(f"not a readable {fmt} file: {first_line[:300]}") from exc
 
 
 def read_parts(source: Source, fmt: str) -> list[RawPart]:

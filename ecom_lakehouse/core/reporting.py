@@ -13,7 +13,7 @@ def load_metadata(
     return {
         "rows_inserted": outcome.inserted,
         "rows_updated": outcome.updated,
-        "rows_unchanged": outcome.unchanged,
+        "rows_stale": outcome.stale,
         "already_committed": outcome.already_committed,
         "table_version": outcome.table_version,
         "source_etag": upload.etag,

@@ -15,12 +15,25 @@ class FileReport:
     checks: dict[str, bool] = field(default_factory=dict)  # check name -> passed
     failed_step: str = ""
     error: str = ""
+    rejection: str = ""  # invalid_schema / unreadable when the file was rejected whole
+    moved_to: str = ""  # where a rejected file now is
+    traceback: str = ""  # of an unexpected error (not of a rejection)
 
     @property
     def failed_checks(self) -> list[str]:
         return [name for name, passed in self.checks.items() if not passed]
 
+    @property
+    def status(self) -> str:
+        if self.rejection:
+            return "REJECTED"
+        if not self.success:
+            return "FAILED"
+        return "CHECKS FAILED" if self.failed_checks else "OK"
+
     def summary(self) -> str:
+        if self.rejection:
+            return f"REJECTED {self.file_key}: {self.error} -> {self.moved_to}"
         if not self.success:
             return f"FAILED   {self.file_key}: {self.error}"
         v = self.metadata.get(f"{self.dataset}_validated", {})
@@ -31,7 +44,8 @@ class FileReport:
         else:
             loaded = (
                 f"{t.get('rows_inserted', 0)} inserted, {t.get('rows_updated', 0)} updated, "
-                f"{t.get('rows_unchanged', 0)} unchanged (table version {t.get('table_version')})"
+                f"{t.get('rows_stale', 0)} kept back as stale "
+                f"(table version {t.get('table_version')})"
             )
         rejected = v.get("rows_rejected", 0)
         where = f" -> {v.get('rejected_records_path')}" if rejected else ""
@@ -42,9 +56,8 @@ class FileReport:
         )
 
     def subject(self) -> str:
-        status = "FAILED" if not self.success else "CHECKS FAILED" if self.failed_checks else "OK"
         # SNS subjects: at most 100 printable ASCII characters, no line breaks.
-        text = f"[ecom-lakehouse] {status}: {self.file_key}"
+        text = f"[ecom-lakehouse] {self.status}: {self.file_key}"
         return text.encode("ascii", "replace").decode()[:100]
 
     def message(self, ui_url: str) -> str:

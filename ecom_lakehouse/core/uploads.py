@@ -3,13 +3,19 @@ merge's exactly-once record, the Spark job, the archive move).
 
 A file is its key under ``raw/`` (``orders/orders_apr_2025.xlsx``); an upload of it is that key
 with its content (the ETag) and the moment it landed (``version``: last-modified in ms, so a
-newer upload of the same key has a larger one).
+newer upload of the same key has a larger one). The version orders uploads when two carry the
+same key at the same sequence (newest wins), so it survives the move to ``archived/`` (a
+record beside the archived file keeps it): re-processing an old file from the archive does
+not make it new. Such a re-process is a new *delivery* of the upload (``delivery``: when the
+archived copy was made), which the exactly-once record tells apart from a replay.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.storage import ObjectInfo
@@ -18,26 +24,48 @@ from ecom_lakehouse.core.storage import ObjectInfo
 META_FILE_KEY = b"ecom_lakehouse.file_key"
 META_ETAG = b"ecom_lakehouse.source_etag"
 META_VERSION = b"ecom_lakehouse.upload_version"
+META_DELIVERY = b"ecom_lakehouse.delivery"
 
 
 class UploadMismatch(ValueError):
     """Validated rows that are missing or belong to another file."""
 
 
+def millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 @dataclass(frozen=True)
 class Upload:
     file_key: str
     etag: str
-    version: int
+    version: int  # when it landed in raw/ (ms)
+    delivery: int | None = None  # when this copy was made (ms), if not the landed object
 
     @classmethod
-    def of(cls, info: ObjectInfo, file_key: str | None = None) -> Upload:
-        """The upload an object is (in ``raw/``, or under another zone with ``file_key``)."""
-        return cls(
-            file_key=file_key or layout.file_key(info.key),
-            etag=info.etag,
-            version=int(info.last_modified.timestamp() * 1000),
-        )
+    def of(cls, info: ObjectInfo) -> Upload:
+        """The upload a landed object in ``raw/`` is."""
+        return cls(layout.file_key(info.key), info.etag, millis(info.last_modified))
+
+    def delivered_from(self, copy: ObjectInfo) -> Upload:
+        """This upload, delivered again from a copy of it (its archived file)."""
+        return replace(self, delivery=millis(copy.last_modified))
+
+    @property
+    def txn_version(self) -> int:
+        """The version its exactly-once record carries: a re-delivery is applied once more."""
+        return self.delivery if self.delivery is not None else self.version
+
+    def record(self) -> bytes:
+        """What is kept beside the archived file (JSON)."""
+        return json.dumps(
+            {"file": self.file_key, "etag": self.etag, "version": self.version}, indent=2
+        ).encode()
+
+    @classmethod
+    def from_record(cls, data: bytes) -> Upload:
+        fields = json.loads(data)
+        return cls(fields["file"], fields["etag"], int(fields["version"]))
 
     @property
     def id(self) -> str:
@@ -57,11 +85,14 @@ class Upload:
         return f"ecom-lakehouse/{dataset}/{self.file_key}@{self.etag}"
 
     def parquet_metadata(self) -> dict[bytes, bytes]:
-        return {
+        meta = {
             META_FILE_KEY: self.file_key.encode(),
             META_ETAG: self.etag.encode(),
             META_VERSION: str(self.version).encode(),
         }
+        if self.delivery is not None:
+            meta[META_DELIVERY] = str(self.delivery).encode()
+        return meta
 
     @classmethod
     def from_parquet_metadata(cls, meta: Mapping[bytes, bytes] | None, file_key: str) -> Upload:
@@ -71,4 +102,10 @@ class Upload:
             raise UploadMismatch(
                 f"validated rows of {file_key} are missing or belong to another file"
             )
-        return cls(file_key, meta[META_ETAG].decode(), int(meta[META_VERSION]))
+        delivery = meta.get(META_DELIVERY)
+        return cls(
+            file_key,
+            meta[META_ETAG].decode(),
+            int(meta[META_VERSION]),
+            int(delivery) if delivery is not None else None,
+        )

@@ -208,13 +208,13 @@ FROM typed
 
 def superseded_sql(contract: DatasetContract) -> str:
     """Over the good rows of every part: the rows that lose de-duplication of their key (the
-    latest ``dedup_order`` wins, then the later sheet, then the later row), with the winner."""
+    latest ``sequence_by`` wins, then the later sheet, then the later row), with the winner."""
     key = _q(contract.primary_key)
-    order = ", ".join(f"{_q(c)} DESC NULLS LAST" for c in contract.dedup_order)
+    order = ", ".join(f"{_q(c)} DESC NULLS LAST" for c in contract.sequence_by)
     order = f"{order + ', ' if order else ''}{SHEET_INDEX} DESC, {SOURCE_ROW} DESC"
     window = f"PARTITION BY {key} ORDER BY {order}"
     # The window sees only the columns it needs; the losers' values are joined back after.
-    narrow = ", ".join(dict.fromkeys([key, *map(_q, contract.dedup_order), POSITION]))
+    narrow = ", ".join(dict.fromkeys([key, *map(_q, contract.sequence_by), POSITION]))
     return f"""
 SELECT g.*, w._winner FROM (
   SELECT {SHEET_INDEX}, {SOURCE_ROW}, row_number() OVER ({window}) AS _rank,

@@ -17,7 +17,6 @@ from ecom_lakehouse.core.pipeline import (
     SourceMissing,
     archive_file,
     validate_file,
-    validated_upload,
 )
 from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.names import names_of
@@ -137,7 +136,6 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         merge_engine: MergeEngine,
     ) -> dg.MaterializeResult:
         the_lake = lake.lake()
-        upload = validated_upload(the_lake, contract, context.partition_key)
         context.add_asset_metadata(
             {
                 "dagster/uri": the_lake.url(layout.table_path(ds)),
@@ -145,7 +143,12 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
             }
         )
         return merge_engine.load(
-            context, lake=the_lake, sql=sql, contract=contract, checks=checks, upload=upload
+            context,
+            lake=the_lake,
+            sql=sql,
+            contract=contract,
+            checks=checks,
+            file_key=context.partition_key,
         )
 
     @dg.asset(

@@ -26,10 +26,15 @@ def report_from_events(
         elif event.is_step_failure and not report.error:
             failure = event.step_failure_data
             report.failed_step = event.step_key or ""
-            if failure.user_failure_data and failure.user_failure_data.description:
-                report.error = failure.user_failure_data.description
+            user = failure.user_failure_data
+            if user and user.description:
+                report.error = user.description
+                meta = {k: v.value for k, v in (user.metadata or {}).items()}
+                report.rejection = str(meta.get("rejection", ""))
+                report.moved_to = str(meta.get("moved_to", ""))
             elif failure.error:
                 report.error = f"{failure.error.cls_name}: {failure.error.message.strip()}"
+                report.traceback = failure.error.to_string()
     if not success and not report.error:
         report.error = "the run failed before any step ran; see the run's logs"
     return report

@@ -35,7 +35,7 @@ DEFAULT_UI_URL = "http://127.0.0.1:3000"
 
 def _local(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResource]:
     return {
-        "catalog": DuckDbCatalog(path=str(duckdb_catalog_path(env, lake))),
+        "catalog": DuckDbCatalog(path=str(path) if (path := duckdb_catalog_path(env)) else None),
         "sql": DuckDbSqlEngine(),
         "notifier": LogNotifier(ui_url=env.get("DAGSTER_UI_URL", DEFAULT_UI_URL)),
     }

@@ -43,17 +43,24 @@ class Catalog(dg.ConfigurableResource, ABC):
 
 
 class DuckDbCatalog(Catalog):
-    """The local catalog: a DuckDB file of views, rebuilt whole and swapped in atomically."""
+    """The local catalog: a DuckDB file of views, rebuilt whole and swapped in atomically; in
+    the lake (``catalog/lakehouse.duckdb``) unless ``path`` puts it elsewhere."""
 
-    path: str
+    path: str | None = None
+
+    def _path(self) -> Path | None:
+        return Path(self.path) if self.path else None
 
     def register(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
-        entries = duckdb_catalog.rebuild_catalog(lake, Path(self.path))
+        entries = duckdb_catalog.rebuild_catalog(lake, self._path())
         mine = [e.name for e in entries if e.name in (contract.name, f"rejected_{contract.name}")]
-        return {"catalog": self.path, "views": ", ".join(mine) or "(none)"}
+        return {
+            "catalog": duckdb_catalog.catalog_location(lake, self._path()),
+            "views": ", ".join(mine) or "(none)",
+        }
 
     def connect_for_query(self, lake: Lake) -> duckdb.DuckDBPyConnection:
-        return duckdb_catalog.open_catalog(lake, Path(self.path))
+        return duckdb_catalog.open_catalog(lake, self._path())
 
 
 class GlueCatalog(Catalog):
@@ -67,7 +74,7 @@ class GlueCatalog(Catalog):
     def table_input(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
         location = lake.url(layout.table_path(contract.name)) + "/"
         glue = {c.name: {"Name": c.name, "Type": c.glue_type, "Comment": c.description}
-                for c in contract.columns}  # fmt: skip
+                for c in contract.table_columns}  # fmt: skip
         partition_keys = [glue.pop(contract.partition_by)] if contract.partition_by else []
         columns = list(glue.values())
         return {

@@ -19,7 +19,7 @@ from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import CheckOutcome, TableCheck, evaluate_checks
 from ecom_lakehouse.core.delta import table_row_count
-from ecom_lakehouse.core.pipeline import load_file
+from ecom_lakehouse.core.pipeline import load_file, validated_upload
 from ecom_lakehouse.core.reporting import load_metadata
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import Upload
@@ -56,7 +56,7 @@ class MergeEngine(dg.ConfigurableResource, ABC):
         sql: SqlEngine,
         contract: DatasetContract,
         checks: list[TableCheck],
-        upload: Upload,
+        file_key: str,
     ) -> dg.MaterializeResult: ...
 
 
@@ -71,11 +71,12 @@ class DeltaRsMergeEngine(MergeEngine):
         sql: SqlEngine,
         contract: DatasetContract,
         checks: list[TableCheck],
-        upload: Upload,
+        file_key: str,
     ) -> dg.MaterializeResult:
         uri = lake.url(layout.table_path(contract.name))
         rows_before = table_row_count(uri, lake.storage_options()) or 0
-        outcome = load_file(lake, contract, upload)
+        loaded = load_file(lake, contract, file_key)
+        outcome, upload = loaded.outcome, loaded.upload
         if outcome.already_committed:
             context.log.info(
                 f"{upload.file_key} was already committed (table version "
@@ -97,13 +98,16 @@ class DeltaRsMergeEngine(MergeEngine):
 
 def job_arguments(contract: DatasetContract, lake: Lake, upload: Upload) -> dict[str, str]:
     """The Spark job's own arguments for one upload."""
-    return {
+    arguments = {
         "--dataset": contract.name,
         "--lakehouse-uri": lake.uri,
         "--file-key": upload.file_key,
         "--etag": upload.etag,
         "--upload-version": str(upload.version),
     }
+    if upload.delivery is not None:
+        arguments["--delivery"] = str(upload.delivery)
+    return arguments
 
 
 class SparkMergeEngine(MergeEngine, ABC):
@@ -135,8 +139,9 @@ class SparkMergeEngine(MergeEngine, ABC):
         sql: SqlEngine,
         contract: DatasetContract,
         checks: list[TableCheck],
-        upload: Upload,
+        file_key: str,
     ) -> dg.MaterializeResult:
+        upload = validated_upload(lake, contract, file_key)
         params = self.start_job_run_params(job_arguments(contract, lake, upload))
         invocation = self.pipes_client().run(context=context, start_job_run_params=params)
         return invocation.get_materialize_result()

@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.duckdb_catalog import CATALOG_FILE
 from ecom_lakehouse.core.storage import DEFAULT_LAKE, Lake, S3Credentials, normalize_uri
 
 
@@ -36,15 +34,11 @@ def lake_from_env(environ: Mapping[str, str] | None = None) -> Lake:
     )
 
 
-def duckdb_catalog_path(environ: Mapping[str, str], lake: Lake) -> Path:
-    """Where the local catalog file lives: inside a local lake, or ``LAKEHOUSE_DUCKDB_CATALOG``
-    (default ``./.lakehouse-catalog``) for a lake on S3, since DuckDB writes local files."""
+def duckdb_catalog_path(environ: Mapping[str, str]) -> Path | None:
+    """``LAKEHOUSE_DUCKDB_CATALOG``: a local file for the catalog instead of the lake's own
+    ``catalog/lakehouse.duckdb``."""
     configured = environ.get("LAKEHOUSE_DUCKDB_CATALOG")
-    if configured:
-        return Path(configured).resolve()
-    if lake.is_s3:
-        return Path(".lakehouse-catalog", CATALOG_FILE).resolve()
-    return Path(lake.uri, layout.CATALOG, CATALOG_FILE)
+    return Path(configured).resolve() if configured else None
 
 
 @dataclass(frozen=True)

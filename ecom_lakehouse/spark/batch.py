@@ -2,8 +2,9 @@
 dataset's contract, exactly as the local engine would load them.
 
 Input is the validated Parquet the ``<dataset>_validated`` asset wrote (typed, one row per key
-within a file). Several files may be loaded in one batch (a backfill): a key takes its values
-from the latest upload, as loading the files one after another in upload order would.
+within a file). Several files may be loaded in one batch (a backfill): a key takes the newest
+values (the contract's sequence, then the later upload), as loading the files one after
+another would, in any order. Each row carries where it came from (the audit columns).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import LOADED_AT, SOURCE_FILE, SOURCE_VERSION, DatasetContract
+from ecom_lakehouse.core.merge_spec import KeyRange
+from ecom_lakehouse.core.uploads import Upload
 
-UPLOAD_VERSION = "_upload_version"
 FILE_ROW = "_file_row"
 
 
@@ -27,18 +29,19 @@ class BatchRejected(Exception):
 @dataclass(frozen=True)
 class ValidatedInput:
     uri: str  # the validated Parquet of one upload
-    upload_version: int  # its last-modified time in ms: a later upload wins a key
+    upload: Upload
 
 
 def ddl(contract: DatasetContract) -> str:
-    """The contract's schema as Spark DDL (Glue/Hive types are Spark SQL types)."""
-    return ", ".join(f"`{c.name}` {c.glue_type}" for c in contract.columns)
+    """The table's schema as Spark DDL (Glue/Hive types are Spark SQL types)."""
+    return ", ".join(f"`{c.name}` {c.glue_type}" for c in contract.table_columns)
 
 
 def read_validated(spark: SparkSession, inputs: Sequence[ValidatedInput]) -> DataFrame:
     frames = [
         spark.read.parquet(item.uri)
-        .withColumn(UPLOAD_VERSION, F.lit(item.upload_version).cast("bigint"))
+        .withColumn(SOURCE_FILE, F.lit(item.upload.file_key))
+        .withColumn(SOURCE_VERSION, F.lit(item.upload.version).cast("bigint"))
         # increasing in file order: one file's row groups are read in order
         .withColumn(FILE_ROW, F.monotonically_increasing_id())
         for item in inputs
@@ -72,7 +75,8 @@ def prepare(batch: DataFrame, contract: DatasetContract) -> DataFrame:
     what validation wrote, so the batch fails whole with the counts, and nothing is dropped."""
     typed = batch.select(
         *(F.col(c.name).cast(c.glue_type).alias(c.name) for c in contract.columns),
-        UPLOAD_VERSION,
+        SOURCE_FILE,
+        SOURCE_VERSION,
         FILE_ROW,
     )
     counts = typed.agg(*_broken(contract)).first()
@@ -83,20 +87,27 @@ def prepare(batch: DataFrame, contract: DatasetContract) -> DataFrame:
             f"({', '.join(f'{k}: {v}' for k, v in broken.items())}); validate the files again"
         )
     order = [
-        F.col(UPLOAD_VERSION).desc(),
-        *(F.col(c).desc_nulls_last() for c in contract.dedup_order),
+        *(F.col(c).desc_nulls_last() for c in contract.sequence_by),
+        F.col(SOURCE_VERSION).desc(),
+        F.col(SOURCE_FILE).desc(),
         F.col(FILE_ROW).desc(),
     ]
     latest = Window.partitionBy(contract.primary_key).orderBy(*order)
     return (
         typed.withColumn("_rank", F.row_number().over(latest))
         .where(F.col("_rank") == 1)
-        .select(*contract.column_names)
+        .withColumn(LOADED_AT, F.current_timestamp())
+        .select(*(c.name for c in contract.table_columns))
     )
 
 
-def partition_values(batch: DataFrame, contract: DatasetContract) -> list[object]:
-    if not contract.partition_by:
-        return []
-    rows = batch.select(contract.partition_by).distinct().collect()
-    return [row[0] for row in rows]
+def key_range(batch: DataFrame, contract: DatasetContract) -> KeyRange | None:
+    """The batch's key range for keys with exact statistics (numbers, dates), as delta-rs
+    spells it into its MERGE (``core/delta.py``)."""
+    key = contract.column(contract.primary_key)
+    if key.type not in ("bigint", "int", "date"):
+        return None
+    row = batch.agg(F.min(key.name), F.max(key.name)).first()
+    if row is None or row[0] is None:
+        return None
+    return KeyRange(row[0], row[1])

@@ -77,6 +77,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--file-key", required=True)
     parser.add_argument("--etag", required=True)
     parser.add_argument("--upload-version", required=True, type=int)
+    parser.add_argument("--delivery", type=int, default=None)
     parser.add_argument("--tables", default="spark", choices=sorted(TABLES))
     parser.add_argument("--pipes", default="s3", choices=sorted(PIPES))
     args, _ = parser.parse_known_args(argv)
@@ -86,9 +87,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def load(spark: SparkSession, args: argparse.Namespace, pipes: PipesContext) -> None:
     contract = CONTRACTS[args.dataset]
     lake_uri = args.lakehouse_uri.rstrip("/")
-    upload = Upload(args.file_key, args.etag, args.upload_version)
+    upload = Upload(args.file_key, args.etag, args.upload_version, args.delivery)
     validated = f"{lake_uri}/{layout.validated_key(contract.name, upload.file_key)}"
-    batch = prepare(read_validated(spark, [ValidatedInput(validated, upload.version)]), contract)
+    batch = prepare(read_validated(spark, [ValidatedInput(validated, upload)]), contract)
     tables = TABLES[args.tables](spark, lake_uri)
     rows_before = tables.row_count(contract)
     outcome = tables.merge(contract, batch, upload)

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core.merge_spec import MergeOutcome, merge_statement
 from ecom_lakehouse.core.uploads import Upload
-from ecom_lakehouse.spark.batch import ddl, partition_values
+from ecom_lakehouse.spark.batch import ddl, key_range
 
 # Delta Lake's idempotent writes for SQL DML: a commit carrying an (app id, version) at or below
 # the one recorded in the table is skipped.
@@ -80,7 +80,7 @@ class SparkDeltaTables:
                     contract,
                     self._ref(contract.name),
                     SOURCE_VIEW,
-                    partition_values(batch, contract),
+                    key_range(batch, contract),
                 )
             )
         finally:
