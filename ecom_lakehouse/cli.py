@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
+import logging
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -35,6 +36,9 @@ class _Commands(click.Group):
 
 
 VERBOSE = "ecom_lakehouse.verbose"
+# Without -v: the per-file notifications (the CLI prints its own lines) and the readers' notes
+# on cell types (a cell they cannot type is validated as text and rejected with a reason).
+QUIET_LOGGERS = ("ecom_lakehouse.notify", "fastexcel")
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +62,9 @@ def ingest(ctx: click.Context, verbose: bool) -> None:
     from ecom_lakehouse.runner import instance_for_cli
 
     ctx.meta[VERBOSE] = verbose
+    if not verbose:  # the lines below say it all; the log notifier would say it twice
+        for logger in QUIET_LOGGERS:
+            logging.getLogger(logger).setLevel(logging.CRITICAL)
     lake = lake_from_env()
     click.echo(f"lake: {lake.uri}")
     with instance_for_cli() as instance:
@@ -68,12 +75,28 @@ def ingest(ctx: click.Context, verbose: bool) -> None:
         click.echo(report.summary())
         if verbose and report.traceback:
             click.echo(report.traceback)
+    for key in files_left_in_raw():
+        click.echo(f"LEFT     {key}: not in a dataset folder ({folders()}); left where it is")
     rejected = sum(bool(r.rejection) for r in reports)
     failed = sum(not r.success for r in reports) - rejected
     if reports:
         loaded = len(reports) - rejected - failed
         click.echo(f"{loaded} file(s) loaded, {rejected} rejected, {failed} failed")
     sys.exit(1 if rejected or failed else 0)
+
+
+def files_left_in_raw() -> list[str]:
+    """The files in raw/ that belong to no dataset (the sensor leaves them alone)."""
+    from ecom_lakehouse.core import layout
+    from ecom_lakehouse.core.landing import RawCursor, scan
+
+    return sorted(scan(lake_from_env().list(layout.RAW), RawCursor(), timedelta(0)).unroutable)
+
+
+def folders() -> str:
+    from ecom_lakehouse.contracts import CONTRACTS
+
+    return ", ".join(c.raw_folder for c in CONTRACTS.values())
 
 
 @main.command()

@@ -2,6 +2,7 @@
 one evaluation of the raw sensor, then each run it requests, then a catalog refresh."""
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 
@@ -38,6 +39,15 @@ class Timings(dict[str, float]):
             self[name] = self.get(name, 0.0) + time.perf_counter() - started
 
 
+@contextlib.contextmanager
+def _logging_disabled(level: int) -> Iterator[None]:
+    logging.disable(level)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
 def ingest(
     instance: dg.DagsterInstance,
     defs: dg.Definitions,
@@ -52,7 +62,9 @@ def ingest(
         # No cursor: everything in raw/ now is processed, including files whose earlier run
         # failed.
         context = dg.build_sensor_context(resources=defs.resources, sensor_name=RAW_SENSOR)
-        result = sensor(context)
+        # quiet: the sensor's warnings (files outside every dataset folder) are the caller's
+        with contextlib.nullcontext() if verbose else _logging_disabled(logging.WARNING):
+            result = sensor(context)
         assert isinstance(result, dg.SensorResult)
         for partitions in result.dynamic_partitions_requests or []:
             if isinstance(partitions, dg.AddDynamicPartitionsRequest):
@@ -76,9 +88,9 @@ def ingest(
         with timings.phase("notifications"):
             notifier.publish(report)
         reports.append(report)
-    if any(r.success for r in reports):
-        with timings.phase("catalog refresh run"):
-            defs.resolve_job_def(CATALOG_JOB).execute_in_process(
-                instance=instance, run_config=run_config, raise_on_error=True
-            )
+    # Always: a refresh that an earlier ingest did not finish (a crash) is made good now.
+    with timings.phase("catalog refresh run"):
+        defs.resolve_job_def(CATALOG_JOB).execute_in_process(
+            instance=instance, run_config=run_config, raise_on_error=True
+        )
     return reports

@@ -6,6 +6,7 @@ steps free of Dagster lets the benchmarks and the Spark job reuse them as they a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import tempfile
@@ -41,10 +42,10 @@ class FileRejected(Exception):
 
 
 class SourceChanged(Exception):
-    """The file was replaced while it was being read: its new upload has a run of its own."""
+    """The file was replaced while it was being handled: its new upload has a run of its own."""
 
     def __init__(self, file_key: str) -> None:
-        super().__init__(f"{file_key} was replaced while it was read; its new upload runs next")
+        super().__init__(f"{file_key} was replaced meanwhile; its new upload runs next")
 
 
 class SourceMissing(Exception):
@@ -76,9 +77,10 @@ def locate_source(lake: Lake, file_key: str) -> tuple[ObjectInfo, Upload]:
     if info is not None:
         record = lake.head(layout.upload_record_key(archived))
         if record is None:  # archived before records were kept: the copy is the upload
-            return info, Upload(file_key, info.etag, millis(info.last_modified))
-        upload = Upload.from_record(lake.read(record.key)[0])
-        return info, upload.delivered_from(info)
+            upload = Upload(file_key, info.etag, millis(info.last_modified))
+        else:
+            upload = Upload.from_record(lake.read(record.key)[0])
+        return info, upload.redelivered(datetime.now(UTC))
     for kind in get_args(layout.FileRejection):
         rejected = layout.rejected_file_key(kind, file_key)
         if lake.head(rejected) is not None:
@@ -102,7 +104,14 @@ def reject_file(
         "rejected_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     lake.write(layout.reason_key(target), json.dumps(detail, indent=2).encode())
-    lake.move(source.key, target, expected_etag=source.etag)
+    try:
+        lake.move(source.key, target, expected_etag=source.etag)
+    except FileNotFoundError:
+        if lake.head(target) is None:  # not rejected by another run: gone some other way
+            raise
+    except ObjectChanged:  # a new upload replaced it: that one has a run of its own
+        lake.delete(layout.reason_key(target))
+        raise SourceChanged(file_key) from None
     return FileRejected(kind, reason, target)
 
 
@@ -124,11 +133,10 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
             f"{', '.join(contract.formats)}",
         )
     with _scratch() as scratch:
-        local, downloaded = lake.download(source.key, scratch)
-        if downloaded.etag != source.etag:  # replaced between the look and the download
-            raise SourceChanged(file_key)
+        local, source, upload = _download(lake, file_key, scratch)
         try:
-            result = validate(contract, iter_parts(local, fmt), file_key)
+            parts = iter_parts(local, fmt, contract.column_names)
+            result = validate(contract, parts, file_key)
         except UnreadableFile as exc:
             raise reject_file(lake, source, file_key, "unreadable", str(exc)) from None
         except InvalidSchema as exc:
@@ -143,7 +151,10 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
         if result.rejected.num_rows:
             _write_parquet(lake, rejects_key, result.rejected, scratch)
         elif lake.head(rejects_key) is not None:
-            lake.delete(rejects_key)  # a re-processed file keeps no rejects of an earlier attempt
+            with contextlib.suppress(FileNotFoundError):  # another run deleted them first
+                lake.delete(
+                    rejects_key
+                )  # a re-processed file keeps no rejects of an earlier attempt
     return ValidatedFile(
         upload,
         source,
@@ -152,6 +163,24 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
         validated_key,
         rejects_key if result.rejected.num_rows else None,
     )
+
+
+def _download(lake: Lake, file_key: str, scratch: Path) -> tuple[Path, ObjectInfo, Upload]:
+    """The file saved into ``scratch``, with the object and upload it is. Another run may move
+    it (archived or rejected) or a new upload replace it between the look and the download:
+    then it is looked for again."""
+    for _ in range(DOWNLOAD_ATTEMPTS):
+        source, upload = locate_source(lake, file_key)
+        try:
+            local, downloaded = lake.download(source.key, scratch)
+        except FileNotFoundError:
+            continue
+        if downloaded.etag == source.etag:
+            return local, downloaded, upload
+    raise SourceMissing(file_key)
+
+
+DOWNLOAD_ATTEMPTS = 5
 
 
 @contextmanager
@@ -223,6 +252,10 @@ def archive_file(lake: Lake, upload: Upload) -> ArchiveOutcome:
     lake.write(layout.upload_record_key(archived), upload.record())
     try:
         lake.move(raw, archived, expected_etag=upload.etag)
+    except FileNotFoundError:  # another run moved it meanwhile
+        if lake.head(archived) is None:
+            raise SourceMissing(upload.file_key) from None
+        return ArchiveOutcome(archived, moved=False, note="already archived")
     except ObjectChanged:
         return ArchiveOutcome(
             archived, moved=False, note="a newer upload replaced the file; left in raw/"

@@ -6,8 +6,8 @@ with its content (the ETag) and the moment it landed (``version``: last-modified
 newer upload of the same key has a larger one). The version orders uploads when two carry the
 same key at the same sequence (newest wins), so it survives the move to ``archived/`` (a
 record beside the archived file keeps it): re-processing an old file from the archive does
-not make it new. Such a re-process is a new *delivery* of the upload (``delivery``: when the
-archived copy was made), which the exactly-once record tells apart from a replay.
+not make it new. Such a re-process is a new *delivery* of the upload (``delivery``: when it
+was re-processed), which the exactly-once record tells apart from a replay.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ class Upload:
         """The upload a landed object in ``raw/`` is."""
         return cls(layout.file_key(info.key), info.etag, millis(info.last_modified))
 
-    def delivered_from(self, copy: ObjectInfo) -> Upload:
-        """This upload, delivered again from a copy of it (its archived file)."""
-        return replace(self, delivery=millis(copy.last_modified))
+    def redelivered(self, at: datetime) -> Upload:
+        """This upload, delivered again at ``at`` (re-processed from its archived copy)."""
+        return replace(self, delivery=millis(at))
 
     @property
     def txn_version(self) -> int:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.core.readers import RawPart, as_text
+from ecom_lakehouse.core.readers import RawPart, as_text, normalize_name
 
 REASON = "_reason"
 SOURCE_FILE = "_source_file"
@@ -50,10 +50,6 @@ class ValidationResult:
             for part in reason.split("; "):
                 counts[part.split(":", 1)[0]] += 1
         return dict(counts.most_common())
-
-
-def normalize_name(name: str) -> str:
-    return name.strip().lower()
 
 
 def header_mapping(contract: DatasetContract, header: list[str]) -> tuple[list[int], list[str]]:

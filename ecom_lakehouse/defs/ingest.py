@@ -14,6 +14,7 @@ from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import table_checks
 from ecom_lakehouse.core.pipeline import (
     FileRejected,
+    SourceChanged,
     SourceMissing,
     archive_file,
     validate_file,
@@ -80,8 +81,8 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
                 },
                 allow_retries=False,
             ) from None
-        except SourceMissing as missing:
-            raise dg.Failure(description=str(missing), allow_retries=False) from None
+        except (SourceMissing, SourceChanged) as gone:
+            raise dg.Failure(description=str(gone), allow_retries=False) from None
         r = vf.result
         metadata: dict[str, dg.RawMetadataValue] = {
             "source": vf.source.key,

@@ -33,8 +33,14 @@ def report_from_events(
                 report.rejection = str(meta.get("rejection", ""))
                 report.moved_to = str(meta.get("moved_to", ""))
             elif failure.error:
-                report.error = f"{failure.error.cls_name}: {failure.error.message.strip()}"
-                report.traceback = failure.error.to_string()
+                cause = failure.error
+                while cause.cause is not None:  # Dagster wraps the error that was raised
+                    cause = cause.cause
+                first_line = (cause.message.strip().splitlines() or [""])[0]
+                report.error = f"{cause.cls_name}: {first_line}"
+                report.traceback = (
+                    "Traceback, from the run's event log:\n" + failure.error.to_string()
+                )
     if not success and not report.error:
         report.error = "the run failed before any step ran; see the run's logs"
     return report
