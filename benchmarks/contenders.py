@@ -90,7 +90,7 @@ def _lake_with_raw(input_dir: Path, work_dir: Path) -> Path:
 def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     """This project's real code path without Dagster: validate (rejects), merge, checks,
     archive, catalog."""
-    from ecom_lakehouse.core import duckdb_catalog, layout
+    from ecom_lakehouse.core import duckdb_sql, layout
     from ecom_lakehouse.core.checks import evaluate_checks, table_checks
     from ecom_lakehouse.core.delta import table_row_count
     from ecom_lakehouse.core.pipeline import archive_file, load_file, validate_file
@@ -101,10 +101,10 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     catalog = DuckDbCatalog()
 
     def scalar(query: str) -> int:
-        return duckdb_catalog.scalar(lake, query)
+        return duckdb_sql.scalar(lake, query)
 
     def table_ref(dataset: str) -> str:
-        return duckdb_catalog.delta_scan(lake, dataset)
+        return duckdb_sql.delta_scan(lake, dataset)
 
     def load() -> int:
         rows = 0

@@ -3,13 +3,15 @@ audit columns on every row."""
 
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import duckdb_catalog
-from ecom_lakehouse.core.delta import merge_batch, table_row_count
+from ecom_lakehouse.core import duckdb_sql, layout
+from ecom_lakehouse.core.delta import merge_batch, table_row_count, with_audit
+from ecom_lakehouse.core.key_locations import locate_keys
 from ecom_lakehouse.core.readers import read_parts
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import Upload
@@ -24,12 +26,17 @@ def batch(*rows) -> pa.Table:
     return validate(ORDERS, read_parts(csv_bytes([ORDERS_HEADER, *rows]), "csv"), "t").valid
 
 
+def table_uri(lake_dir: Path) -> str:
+    return Lake(str(lake_dir)).url(layout.table_path("orders"))
+
+
 def merge(uri: str, rows: pa.Table, file: str, version: int, **kw):
-    return merge_batch(ORDERS, uri, {}, rows, Upload(file, "e", version, **kw))
+    lake = Lake(str(Path(uri).parents[1]))  # the table is <lake>/processed/orders
+    return merge_batch(ORDERS, lake, rows, Upload(file, "e", version, **kw))
 
 
 def table(uri: str, columns: str = "order_id, total_amount") -> list[tuple]:
-    con = duckdb_catalog.connect(Lake(uri))
+    con = duckdb_sql.connect(Lake(uri))
     return con.execute(f"SELECT {columns} FROM delta_scan('{uri}') ORDER BY 1").fetchall()
 
 
@@ -38,7 +45,7 @@ def amounts(uri: str) -> dict[int, Decimal]:
 
 
 def test_merge_inserts_then_upserts_on_the_key(tmp_path):
-    uri = str(tmp_path / "orders")
+    uri = table_uri(tmp_path)
     first = merge(uri, batch(order(1), order(2)), "a", 1)
     assert (first.inserted, first.updated, first.table_version) == (2, 0, 1)
     second = merge(uri, batch(order(2, amount=99), order(3)), "b", 2)
@@ -48,7 +55,7 @@ def test_merge_inserts_then_upserts_on_the_key(tmp_path):
 
 
 def test_a_key_whose_date_changes_moves_to_its_new_partition(tmp_path):
-    uri = str(tmp_path / "orders")
+    uri = table_uri(tmp_path)
     merge(uri, batch(order(1, DAY1), order(2, DAY1)), "a", 1)
     moved = merge(uri, batch(order(1, DAY2, amount=5)), "b", 2)
     assert (moved.inserted, moved.updated) == (0, 1)
@@ -60,11 +67,28 @@ def test_a_key_whose_date_changes_moves_to_its_new_partition(tmp_path):
     assert sum("date=2025-04-02" in f for f in files) == 1  # the old row's file was rewritten
 
 
+def test_a_moved_key_is_found_in_any_partition_when_statistics_cannot_tell(tmp_path):
+    """Ids spread over the days (each file's key range covers the others'): the load reads the
+    key column to find where each key is, and prunes to those partitions only."""
+    uri = table_uri(tmp_path)
+    days = [f"2025-04-0{d}T10:00:00" for d in (1, 2, 3, 4)]
+    merge(uri, batch(*(order(i, days[i % 4]) for i in range(1, 41))), "a", 1)
+    # key 5 lives on day 2; it comes back on day 4, beside key 8 (unchanged, on day 1)
+    rows = batch(order(5, days[3], amount=1), order(8, days[0]))
+    audited = with_audit(ORDERS, rows, Upload("b", "e", 2))
+    where = locate_keys(Lake(str(tmp_path)), DeltaTable(uri), ORDERS, audited)
+    assert where.partitions == [date(2025, 4, 1), date(2025, 4, 2), date(2025, 4, 4)]
+    outcome = merge(uri, rows, "b", 2)
+    assert (outcome.inserted, outcome.updated) == (0, 2)
+    assert table(uri, "count(*), count(DISTINCT order_id)") == [(40, 40)]
+    assert table(uri, "order_id, date")[4] == (5, date(2025, 4, 4))
+
+
 def test_the_newest_row_wins_whatever_order_files_arrive_in(tmp_path):
     newer = batch(order(1, "2025-04-01T11:00:00", amount=2))
     older = batch(order(1, "2025-04-01T10:00:00", amount=1))
     for name, sequence in (("in_order", [older, newer]), ("out_of_order", [newer, older])):
-        uri = str(tmp_path / name)
+        uri = table_uri(tmp_path / name)
         outcomes = [merge(uri, rows, f"f{i}", version=i) for i, rows in enumerate(sequence)]
         assert amounts(uri) == {1: Decimal("2.00")}, name
     assert (outcomes[1].updated, outcomes[1].stale) == (0, 1)  # the older file, kept back
@@ -72,7 +96,7 @@ def test_the_newest_row_wins_whatever_order_files_arrive_in(tmp_path):
 
 def test_on_the_same_sequence_the_later_upload_wins_in_either_order(tmp_path):
     first, second = batch(order(1, amount=1)), batch(order(1, amount=2))
-    uri = str(tmp_path / "late")
+    uri = table_uri(tmp_path / "late")
     merge(uri, second, "b", 200)
     late = merge(uri, first, "a", 100)  # an older upload (a backfill) processed last
     assert (late.updated, late.stale) == (0, 1)
@@ -80,7 +104,7 @@ def test_on_the_same_sequence_the_later_upload_wins_in_either_order(tmp_path):
 
 
 def test_every_row_says_where_it_came_from(tmp_path):
-    uri = str(tmp_path / "orders")
+    uri = table_uri(tmp_path)
     merge(uri, batch(order(1), order(2)), "orders/a.csv", 100)
     merge(uri, batch(order(2, amount=3)), "orders/b.csv", 200)
     rows = table(uri, "order_id, _source_file, _source_version, _loaded_at IS NOT NULL")
@@ -88,7 +112,7 @@ def test_every_row_says_where_it_came_from(tmp_path):
 
 
 def test_an_upload_is_applied_exactly_once_from_the_txn_in_the_table(tmp_path):
-    uri = str(tmp_path / "orders")
+    uri = table_uri(tmp_path)
     rows = batch(order(1), order(2))
     merge(uri, rows, "orders/a.csv", 100)
     merge(uri, batch(order(1, amount=5)), "b", 200)  # a later upload changes a row
@@ -109,7 +133,7 @@ def test_an_upload_is_applied_exactly_once_from_the_txn_in_the_table(tmp_path):
 
 
 def test_a_newer_upload_of_identical_rows_records_itself_on_them(tmp_path):
-    uri = str(tmp_path / "orders")
+    uri = table_uri(tmp_path)
     rows = batch(order(1), order(2))
     merge(uri, rows, "a", 1)
     again = merge(uri, rows, "a", 2)
@@ -119,19 +143,19 @@ def test_a_newer_upload_of_identical_rows_records_itself_on_them(tmp_path):
 
 
 def test_tables_are_partitioned_by_date_and_readable_by_every_engine(tmp_path):
-    uri = str(tmp_path / "orders")
+    uri = table_uri(tmp_path)
     merge(uri, batch(order(1, DAY1), order(2, DAY2)), "a", 1)
     delta = DeltaTable(uri)
     assert delta.metadata().partition_columns == ["date"]
     assert delta.protocol().min_reader_version == 1  # UTC timestamps, no timestampNtz
-    assert sorted(p.name for p in (tmp_path / "orders").glob("date=*")) == [
+    assert sorted(p.name for p in Path(uri).glob("date=*")) == [
         "date=2025-04-01",
         "date=2025-04-02",
     ]
 
 
 def test_rows_that_cannot_match_are_appended_and_the_rest_merged(tmp_path):
-    uri = str(tmp_path / "orders")
+    uri = table_uri(tmp_path)
     merge(uri, batch(order(10, DAY1)), "a", 1)
     # ids no file's statistics can hold, on any day: appended, exactly once like a merge
     new_ids = batch(order(20, DAY2), order(21, DAY2))
@@ -153,7 +177,7 @@ def test_rows_that_cannot_match_are_appended_and_the_rest_merged(tmp_path):
 
 
 def test_a_file_without_good_rows_is_recorded_once(tmp_path):
-    uri = str(tmp_path / "orders")
+    uri = table_uri(tmp_path)
     empty = batch(order(1, amount=-1))  # rejected by a rule: no good row
     assert empty.num_rows == 0
     first = merge(uri, empty, "a", 1)

@@ -90,15 +90,15 @@ def test_several_files_in_one_batch_end_as_loading_them_one_by_one(spark, tmp_pa
     second = land(
         lake, "orders", csv_bytes([ORDERS_HEADER, order(2, day, 7), order(3, day, 8)]), "b.csv"
     )
-    inputs, table_uri = [], str(tmp_path / "one_by_one")
+    inputs = []
     for version, key in enumerate([first, second], start=1):
         upload = Upload(key.removeprefix("raw/"), "e", version)
         uri, batch = validated(lake, "orders", upload.file_key)
-        merge_batch(ORDERS, table_uri, {}, batch, upload)
+        merge_batch(ORDERS, lake, batch, upload)
         inputs.append(ValidatedInput(uri, upload))
     from deltalake import DeltaTable
 
-    one_by_one = DeltaTable(table_uri).to_pyarrow_table()
+    one_by_one = DeltaTable(lake.url(layout.table_path("orders"))).to_pyarrow_table()
     together = prepare(read_validated(spark, inputs), ORDERS).toArrow()
     assert rows(together, "orders") == rows(one_by_one, "orders")
     amounts = dict(

@@ -19,13 +19,14 @@ import random
 import time
 from datetime import UTC, datetime
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Field, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from ecom_lakehouse.contracts import LOADED_AT, SOURCE_FILE, SOURCE_VERSION, DatasetContract
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.key_locations import locate_keys
 from ecom_lakehouse.core.merge_spec import (
     SOURCE,
     TARGET,
@@ -34,6 +35,7 @@ from ecom_lakehouse.core.merge_spec import (
     merge_predicate,
     newer_predicate,
 )
+from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import Upload
 
 # Commit conflicts are retried this many times in all, waiting about 0.1 s, 0.2 s, 0.4 s, ...
@@ -101,26 +103,6 @@ def key_range(contract: DatasetContract, batch: pa.Table) -> KeyRange | None:
     return KeyRange(bounds["min"].as_py(), bounds["max"].as_py())
 
 
-def keys_absent(table: DeltaTable, contract: DatasetContract, batch: pa.Table) -> bool:
-    """Whether no key of the batch can be in the table, from the log alone: no data file yet,
-    or (numeric keys) no file's key range (its min/max statistics) holds any of the keys."""
-    files = pa.table(table.get_add_actions(flatten=True))
-    if files.num_rows == 0:
-        return True
-    key = batch.column(contract.primary_key)
-    low, high = f"min.{contract.primary_key}", f"max.{contract.primary_key}"
-    if not pa.types.is_integer(key.type) or low not in files.column_names:
-        return False
-    lows, highs = files.column(low), files.column(high)
-    if lows.null_count or highs.null_count or key.null_count:
-        return False  # a file without statistics (or a NULL key) could hold anything
-    keys = np.sort(key.to_numpy())
-    lows_, highs_ = lows.to_numpy(), highs.to_numpy()
-    first = np.searchsorted(keys, lows_, side="left")  # the first key >= each file's min
-    inside = (first < len(keys)) & (keys[np.minimum(first, len(keys) - 1)] <= highs_)
-    return not bool(inside.any())
-
-
 def _commit(txn_app: str, upload: Upload, retries: int | None = None) -> CommitProperties:
     return CommitProperties(
         app_transactions=[Transaction(app_id=txn_app, version=upload.txn_version)],
@@ -130,18 +112,14 @@ def _commit(txn_app: str, upload: Upload, retries: int | None = None) -> CommitP
 
 
 def merge_batch(
-    contract: DatasetContract,
-    uri: str,
-    storage_options: dict[str, str],
-    batch: pa.Table,
-    upload: Upload,
+    contract: DatasetContract, lake: Lake, batch: pa.Table, upload: Upload
 ) -> MergeOutcome:
-    """Upsert the upload's rows on the key, newest wins, exactly once; retried from a fresh
-    snapshot when another writer's commit conflicts with this one."""
+    """Upsert the upload's rows into the dataset's table on the key, newest wins, exactly once;
+    retried from a fresh snapshot when another writer's commit conflicts with this one."""
     rows = with_audit(contract, batch, upload)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
-            return _merge_once(contract, uri, storage_options, rows, upload)
+            return _merge_once(contract, lake, rows, upload)
         except CommitFailedError as exc:
             if attempt == COMMIT_ATTEMPTS:
                 raise TableBusy(
@@ -154,35 +132,39 @@ def merge_batch(
 
 
 def _merge_once(
-    contract: DatasetContract,
-    uri: str,
-    storage_options: dict[str, str],
-    rows: pa.Table,
-    upload: Upload,
+    contract: DatasetContract, lake: Lake, rows: pa.Table, upload: Upload
 ) -> MergeOutcome:
+    uri, storage_options = lake.url(layout.table_path(contract.name)), lake.storage_options()
     table = open_or_create(contract, uri, storage_options)
     txn_app = upload.txn_app_id(contract.name)
     committed = table.transaction_version(txn_app)
     if committed is not None and committed >= upload.txn_version:
         return MergeOutcome(0, 0, 0, table.version(), already_committed=True)
-    if rows.num_rows and keys_absent(table, contract, rows):
-        # The MERGE's result would be an append: appending costs a fraction of it. The append
-        # commits against the snapshot it looked at (no automatic retry): if another writer
-        # committed meanwhile, it fails here and the next attempt looks again.
+    where = locate_keys(lake, table, contract, rows) if rows.num_rows else None
+    if where and where.absent:
+        # No key can match: the MERGE's result would be an append, which costs a fraction of
+        # it. The append commits against the snapshot it looked at (no automatic retry): if
+        # another writer committed meanwhile, it fails here and the next attempt looks again.
         write_deltalake(table, rows, mode="append", commit_properties=_commit(txn_app, upload, 0))
         table.update_incremental()
         return MergeOutcome(rows.num_rows, 0, 0, table.version(), already_committed=False)
     inserted = updated = 0
     if rows.num_rows:
+        # Matching is on the key alone; the literals only prune. The partitions the keys are in
+        # prune the most, but a concurrent writer could add a key to another partition, which
+        # a conflict check reading those literals would not see: with them, the commit is made
+        # against the snapshot they were found in, and any other commit meanwhile means a
+        # fresh attempt.
+        partitions = where.partitions if where else None
         metrics = (
             table.merge(
                 rows,
-                predicate=merge_predicate(contract, key_range(contract, rows)),
+                predicate=merge_predicate(contract, key_range(contract, rows), partitions),
                 source_alias=SOURCE,
                 target_alias=TARGET,
                 # the source is in memory: planning with it lets the engine prune the target
                 streamed_exec=False,
-                commit_properties=_commit(txn_app, upload),
+                commit_properties=_commit(txn_app, upload, 0 if partitions else None),
             )
             .when_matched_update_all(predicate=newer_predicate(contract))
             .when_not_matched_insert_all()

@@ -1,98 +1,25 @@
 """The local catalog: a DuckDB file of views over the Delta tables (and the rejected rows).
 
-DuckDB reads Delta with its ``delta`` extension, loaded offline from the
-``duckdb-extension-delta`` wheel. The catalog file is rebuilt whole and swapped in atomically,
-so a reader never sees it half-written and never waits for a writer's lock.
+The catalog file is rebuilt whole and swapped in atomically, so a reader never sees it
+half-written and never waits for a writer's lock.
 """
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import duckdb
-from duckdb_extensions import import_extension
 
 from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.checks import SqlError
 from ecom_lakehouse.core.delta import table_exists
+from ecom_lakehouse.core.duckdb_sql import connect
 from ecom_lakehouse.core.storage import Lake
 
 CATALOG_FILE = "lakehouse.duckdb"
-
-
-def connect(
-    lake: Lake, database: str = ":memory:", *, read_only: bool = False
-) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that can read the lake's Delta tables and Parquet files."""
-    if database == ":memory:":
-        # Loading the extensions costs ~0.1 s: in-memory work shares one database per lake.
-        cursor = _in_memory(lake).cursor()
-        cursor.execute("SET TimeZone = 'UTC'")  # a session setting: each cursor needs it
-        return cursor
-    return _configured(duckdb.connect(database, read_only=read_only), lake)
-
-
-@functools.cache
-def _in_memory(lake: Lake) -> duckdb.DuckDBPyConnection:
-    return _configured(duckdb.connect(), lake)
-
-
-def _configured(con: duckdb.DuckDBPyConnection, lake: Lake) -> duckdb.DuckDBPyConnection:
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute("SET TimeZone = 'UTC'")
-    import_extension("delta", con=con)
-    con.execute("LOAD delta")
-    if lake.is_s3:
-        import_extension("httpfs", con=con)
-        con.execute("LOAD httpfs")
-        _create_s3_secret(con, lake)
-    return con
-
-
-def _create_s3_secret(con: duckdb.DuckDBPyConnection, lake: Lake) -> None:
-    options = ["TYPE S3", "PROVIDER credential_chain"]
-    if lake.credentials:
-        options = [
-            "TYPE S3",
-            f"KEY_ID '{lake.credentials.key_id}'",
-            f"SECRET '{lake.credentials.secret}'",
-        ]
-        if lake.credentials.session_token:
-            options.append(f"SESSION_TOKEN '{lake.credentials.session_token}'")
-    if lake.region:
-        options.append(f"REGION '{lake.region}'")
-    if lake.endpoint_url:
-        endpoint = urlparse(lake.endpoint_url)
-        options += [
-            f"ENDPOINT '{endpoint.netloc}'",
-            "URL_STYLE 'path'",
-            f"USE_SSL {'false' if endpoint.scheme == 'http' else 'true'}",
-        ]
-    con.execute(f"CREATE OR REPLACE SECRET lake ({', '.join(options)})")
-
-
-def delta_scan(lake: Lake, dataset: str) -> str:
-    return f"delta_scan('{lake.url(layout.table_path(dataset))}')"
-
-
-def scalar(lake: Lake, sql: str) -> int:
-    """A one-number query (an asset check's) on the lake's tables."""
-    con = connect(lake)
-    try:
-        row = con.execute(sql).fetchone()
-    except duckdb.Error as exc:
-        raise SqlError(str(exc).splitlines()[0]) from None
-    finally:
-        con.close()
-    if row is None:
-        raise SqlError("the query returned no row")
-    return int(row[0])
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,17 @@ SQL) and the outcome every engine reports.
   then the source file (so the result does not depend on the order files are processed in).
   Equal means the same upload delivered again (a re-process): it may replace its own rows.
 - **Pruning** comes from literals the log can use: the batch's key range, so the engine skips
-  every file whose key statistics lie outside it. (Not the partition values: a concurrent
-  writer could add a key under a partition the literals leave out, and the commit's conflict
-  check, which reads the same predicate, would not see it.)
+  every file whose key statistics lie outside it, and (delta-rs) the partitions the batch's
+  keys can be in, from the files' statistics. Partition literals are only safe for a commit
+  made against the snapshot they were read from: a concurrent writer could add a key under a
+  partition they leave out, which a conflict check reading the same predicate would not see.
 
 Kept free of engine imports so the Spark job ships it as it is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -48,13 +50,22 @@ class KeyRange:
     high: object
 
 
-def merge_predicate(contract: DatasetContract, keys: KeyRange | None = None) -> str:
+def merge_predicate(
+    contract: DatasetContract,
+    keys: KeyRange | None = None,
+    partitions: Iterable[object] | None = None,
+) -> str:
+    """Match on the key; prune with the batch's key range and, when given, the partition values
+    its keys can be in (the caller must then commit against the snapshot it read them from)."""
     key = contract.primary_key
     predicate = f"{TARGET}.{key} = {SOURCE}.{key}"
     if keys is not None:
         predicate += (
             f" AND {TARGET}.{key} BETWEEN {sql_literal(keys.low)} AND {sql_literal(keys.high)}"
         )
+    values = sorted({sql_literal(v) for v in partitions or () if v is not None})
+    if contract.partition_by and values:
+        predicate += f" AND {TARGET}.{contract.partition_by} IN ({', '.join(values)})"
     return predicate
 
 

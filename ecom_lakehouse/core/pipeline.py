@@ -221,8 +221,7 @@ def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFil
         local, _ = lake.download(layout.validated_key(contract.name, file_key), scratch)
         batch = pq.read_table(local)
     upload = Upload.from_parquet_metadata(batch.schema.metadata, file_key)
-    table = lake.url(layout.table_path(contract.name))
-    return LoadedFile(merge_batch(contract, table, lake.storage_options(), batch, upload), upload)
+    return LoadedFile(merge_batch(contract, lake, batch, upload), upload)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.core import duckdb_catalog, layout
+from ecom_lakehouse.core import duckdb_catalog, duckdb_sql, layout
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.resources.aws import aws_client
 
@@ -122,7 +122,7 @@ class GlueCatalog(Catalog):
 
     def connect_for_query(self, lake: Lake) -> duckdb.DuckDBPyConnection:
         """DuckDB with a view per Delta table registered in the Glue database."""
-        con = duckdb_catalog.connect(lake)
+        con = duckdb_sql.connect(lake)
         paginator = self._glue().get_paginator("get_tables")
         for page in paginator.paginate(DatabaseName=self.database):
             for table in page["TableList"]:

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 
 import dagster as dg
 
-from ecom_lakehouse.core import duckdb_catalog
+from ecom_lakehouse.core import duckdb_sql
 from ecom_lakehouse.core.checks import SqlError
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.resources.aws import aws_client
@@ -29,10 +29,10 @@ class DuckDbSqlEngine(SqlEngine):
     """DuckDB, reading the Delta tables straight from the lake."""
 
     def table_ref(self, lake: Lake, dataset: str) -> str:
-        return duckdb_catalog.delta_scan(lake, dataset)
+        return duckdb_sql.delta_scan(lake, dataset)
 
     def scalar(self, lake: Lake, sql: str) -> int:
-        return duckdb_catalog.scalar(lake, sql)
+        return duckdb_sql.scalar(lake, sql)
 
 
 class AthenaSqlEngine(SqlEngine):

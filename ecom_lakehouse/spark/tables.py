@@ -127,15 +127,14 @@ class DeltaRsTables:
     def merge(self, contract: DatasetContract, batch: DataFrame, upload: Upload) -> MergeOutcome:
         from ecom_lakehouse.core.delta import merge_batch
 
-        uri, options = self._uri(contract), self.lake.storage_options()
-        return merge_batch(contract, uri, options, batch.toArrow(), upload)
+        return merge_batch(contract, self.lake, batch.toArrow(), upload)
 
     def table_ref(self, dataset: str) -> str:
-        from ecom_lakehouse.core.duckdb_catalog import delta_scan
+        from ecom_lakehouse.core.duckdb_sql import delta_scan
 
         return delta_scan(self.lake, dataset)
 
     def scalar(self, sql: str) -> int:
-        from ecom_lakehouse.core.duckdb_catalog import scalar
+        from ecom_lakehouse.core.duckdb_sql import scalar
 
         return scalar(self.lake, sql)
