@@ -6,10 +6,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import duckdb_sql, layout
+from ecom_lakehouse.core import delta, duckdb_sql, layout
 from ecom_lakehouse.core.delta import merge_batch, table_row_count, with_audit
 from ecom_lakehouse.core.key_locations import locate_keys
 from ecom_lakehouse.core.readers import read_parts
@@ -184,3 +185,22 @@ def test_a_file_without_good_rows_is_recorded_once(tmp_path):
     assert (first.inserted, first.already_committed) == (0, False)
     assert merge(uri, empty, "a", 1).already_committed
     assert table_row_count(uri, {}) == 0
+
+
+def test_a_table_that_keeps_changing_under_a_load_fails_it_saying_so(tmp_path, monkeypatch):
+    uri = table_uri(tmp_path)
+    merge(uri, batch(order(10)), "a", 1)
+    real_append = delta.write_deltalake
+    others = iter(range(100, 200))
+
+    def another_writer_first(table, data, **kwargs):
+        other = with_audit(ORDERS, batch(order(next(others))), Upload("other", "e", 1))
+        real_append(uri, other, mode="append")  # commits between the look and the commit
+        return real_append(table, data, **kwargs)
+
+    monkeypatch.setattr(delta, "write_deltalake", another_writer_first)
+    monkeypatch.setattr(delta.time, "sleep", lambda seconds: None)
+    with pytest.raises(delta.TableBusy, match="stays in raw/"):
+        merge(uri, batch(order(20)), "b", 2)
+    assert 20 not in amounts(uri)  # nothing of it was written
+    assert len(amounts(uri)) == 1 + delta.COMMIT_ATTEMPTS  # the other writer's rows all landed

@@ -125,7 +125,7 @@ def merge_batch(
                 raise TableBusy(
                     f"{contract.name}: {COMMIT_ATTEMPTS} attempts to commit {upload.file_key} "
                     f"each lost to another writer (last: {str(exc).strip()[:200]}); nothing of "
-                    "it was written: run it again"
+                    "it was written and the file stays in raw/: run it again"
                 ) from exc
             time.sleep(min(5.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
