@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Field, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from ecom_lakehouse.contracts import LOADED_AT, SOURCE_FILE, SOURCE_VERSION, DatasetContract
+from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.key_locations import locate_keys
 from ecom_lakehouse.core.merge_spec import (
@@ -78,18 +79,34 @@ def add_missing_columns(table: DeltaTable, contract: DatasetContract) -> None:
         table.update_incremental()
 
 
-def with_audit(contract: DatasetContract, batch: pa.Table, upload: Upload) -> pa.Table:
+def with_audit(
+    contract: DatasetContract, batch: pa.Table, upload: Upload, loaded_at: datetime | None = None
+) -> pa.Table:
     """The batch in the table's schema: the contract's columns, then where each row came from."""
+    return pa.Table.from_batches(
+        audited_batches(contract, batch, upload, loaded_at), contract.table_schema
+    )
+
+
+AUDIT_CHUNK_ROWS = 65_536
+
+
+def audited_batches(
+    contract: DatasetContract, batch: pa.Table, upload: Upload, loaded_at: datetime | None = None
+) -> pa.RecordBatchReader:
+    """The batch in the table's schema, a chunk at a time: a writer that streams it holds one
+    chunk's audit columns, never the whole file's (a file key repeated on every row)."""
     rows = batch.select(list(contract.column_names)).cast(contract.arrow_schema)
-    n = rows.num_rows
-    audit = {
-        SOURCE_FILE: pa.repeat(upload.file_key, n),
-        SOURCE_VERSION: pa.repeat(pa.scalar(upload.version, pa.int64()), n),
-        LOADED_AT: pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC")), n),
-    }
-    for name, values in audit.items():
-        rows = rows.append_column(name, values)
-    return rows.cast(contract.table_schema)
+    moment = pa.scalar(loaded_at or datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+    version = pa.scalar(upload.version, pa.int64())
+
+    def chunks() -> Iterator[pa.RecordBatch]:
+        for chunk in rows.to_batches(max_chunksize=AUDIT_CHUNK_ROWS):
+            n = chunk.num_rows
+            audit = [pa.repeat(upload.file_key, n), pa.repeat(version, n), pa.repeat(moment, n)]
+            yield pa.RecordBatch.from_arrays([*chunk.columns, *audit], schema=contract.table_schema)
+
+    return pa.RecordBatchReader.from_batches(contract.table_schema, chunks())
 
 
 def key_range(contract: DatasetContract, batch: pa.Table) -> KeyRange | None:
@@ -116,10 +133,10 @@ def merge_batch(
 ) -> MergeOutcome:
     """Upsert the upload's rows into the dataset's table on the key, newest wins, exactly once;
     retried from a fresh snapshot when another writer's commit conflicts with this one."""
-    rows = with_audit(contract, batch, upload)
+    loaded_at = datetime.now(UTC)
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
-            return _merge_once(contract, lake, rows, upload)
+            return _merge_once(contract, lake, batch, upload, loaded_at)
         except CommitFailedError as exc:
             if attempt == COMMIT_ATTEMPTS:
                 raise TableBusy(
@@ -132,7 +149,7 @@ def merge_batch(
 
 
 def _merge_once(
-    contract: DatasetContract, lake: Lake, rows: pa.Table, upload: Upload
+    contract: DatasetContract, lake: Lake, batch: pa.Table, upload: Upload, loaded_at: datetime
 ) -> MergeOutcome:
     uri, storage_options = lake.url(layout.table_path(contract.name)), lake.storage_options()
     table = open_or_create(contract, uri, storage_options)
@@ -140,16 +157,18 @@ def _merge_once(
     committed = table.transaction_version(txn_app)
     if committed is not None and committed >= upload.txn_version:
         return MergeOutcome(0, 0, 0, table.version(), already_committed=True)
-    where = locate_keys(lake, table, contract, rows) if rows.num_rows else None
+    where = locate_keys(lake, table, contract, batch) if batch.num_rows else None
     if where and where.absent:
         # No key can match: the MERGE's result would be an append, which costs a fraction of
         # it. The append commits against the snapshot it looked at (no automatic retry): if
         # another writer committed meanwhile, it fails here and the next attempt looks again.
+        rows = audited_batches(contract, batch, upload, loaded_at)
         write_deltalake(table, rows, mode="append", commit_properties=_commit(txn_app, upload, 0))
         table.update_incremental()
-        return MergeOutcome(rows.num_rows, 0, 0, table.version(), already_committed=False)
+        return MergeOutcome(batch.num_rows, 0, 0, table.version(), already_committed=False)
     inserted = updated = 0
-    if rows.num_rows:
+    if batch.num_rows:
+        rows = with_audit(contract, batch, upload, loaded_at)
         # Matching is on the key alone; the literals only prune. The partitions the keys are in
         # prune the most, but a concurrent writer could add a key to another partition, which
         # a conflict check reading those literals would not see: with them, the commit is made
@@ -181,7 +200,7 @@ def _merge_once(
     return MergeOutcome(
         inserted=inserted,
         updated=updated,
-        stale=rows.num_rows - inserted - updated,
+        stale=batch.num_rows - inserted - updated,
         table_version=version,
         already_committed=False,
     )
