@@ -83,8 +83,8 @@ def with_audit(
     contract: DatasetContract, batch: pa.Table, upload: Upload, loaded_at: datetime | None = None
 ) -> pa.Table:
     """The batch in the table's schema: the contract's columns, then where each row came from."""
-    return pa.Table.from_batches(
-        audited_batches(contract, batch, upload, loaded_at), contract.table_schema
+    return (
+        audited_batches(contract, batch, upload, loaded_at).read_all().cast(contract.table_schema)
     )
 
 
