@@ -19,6 +19,7 @@ from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import CheckOutcome, TableCheck, evaluate_checks
 from ecom_lakehouse.core.delta import table_row_count
+from ecom_lakehouse.core.memory import release_freed_memory
 from ecom_lakehouse.core.pipeline import load_file, validated_upload
 from ecom_lakehouse.core.reporting import load_metadata
 from ecom_lakehouse.core.storage import Lake
@@ -82,7 +83,9 @@ class DeltaRsMergeEngine(MergeEngine):
                 f"{upload.file_key} was already committed (table version "
                 f"{outcome.table_version}): nothing written"
             )
-        # The checks read the table itself: its count must reconcile with this one.
+        # The checks read the table itself: its count must reconcile with this one. What the
+        # merge freed goes back first: the checks' scan then peaks no higher than the merge.
+        release_freed_memory()
         expected_rows = rows_before + outcome.inserted
         outcomes = evaluate_checks(
             checks,
