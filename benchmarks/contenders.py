@@ -93,6 +93,7 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     from ecom_lakehouse.core import duckdb_sql, layout
     from ecom_lakehouse.core.checks import evaluate_checks, table_checks
     from ecom_lakehouse.core.delta import table_row_count
+    from ecom_lakehouse.core.memory import release_freed_memory
     from ecom_lakehouse.core.pipeline import archive_file, load_file, validate_file
     from ecom_lakehouse.core.storage import Lake
     from ecom_lakehouse.resources.catalogs import DuckDbCatalog
@@ -116,6 +117,7 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
             uri = lake.url(layout.table_path(name))
             before = table_row_count(uri, lake.storage_options()) or 0
             loaded = load_file(lake, contract, file_key)
+            release_freed_memory()  # as the merge engine does before the checks
             expected = before + loaded.outcome.inserted
             results = evaluate_checks(table_checks(contract), scalar, table_ref, expected)
             assert all(r.passed for r in results[:2]), results
