@@ -22,7 +22,7 @@ from ecom_lakehouse.core.pipeline import (
 from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources.lake import LakeResource
-from ecom_lakehouse.resources.merge_engines import MergeEngine
+from ecom_lakehouse.resources.merge_engines import Load, MergeEngine
 from ecom_lakehouse.resources.sql_engines import SqlEngine
 
 
@@ -143,14 +143,8 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
                 "dagster/column_schema": column_schema(contract),
             }
         )
-        return merge_engine.load(
-            context,
-            lake=the_lake,
-            sql=sql,
-            contract=contract,
-            checks=checks,
-            file_key=context.partition_key,
-        )
+        request = Load(the_lake, sql, contract, checks, context.partition_key)
+        return merge_engine.load(context, request)
 
     @dg.asset(
         key=n.archived,

@@ -11,6 +11,7 @@ and console link.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -44,39 +45,33 @@ def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     )
 
 
+@dataclass(frozen=True)
+class Load:
+    """One file's load, as the ``<dataset>`` asset asks for it."""
+
+    lake: Lake
+    sql: SqlEngine  # where the checks' SQL runs (the Spark job runs its own)
+    contract: DatasetContract
+    checks: list[TableCheck]
+    file_key: str
+
+
 class MergeEngine(dg.ConfigurableResource, ABC):
     """How one upload's validated rows reach their Delta table: the materialization of the
     ``<dataset>`` asset (rows inserted and updated, table version) with its checks' results."""
 
     @abstractmethod
-    def load(
-        self,
-        context: dg.AssetExecutionContext,
-        *,
-        lake: Lake,
-        sql: SqlEngine,
-        contract: DatasetContract,
-        checks: list[TableCheck],
-        file_key: str,
-    ) -> dg.MaterializeResult: ...
+    def load(self, context: dg.AssetExecutionContext, load: Load) -> dg.MaterializeResult: ...
 
 
 class DeltaRsMergeEngine(MergeEngine):
     """delta-rs in the Dagster process; the checks' SQL on the SQL engine resource."""
 
-    def load(
-        self,
-        context: dg.AssetExecutionContext,
-        *,
-        lake: Lake,
-        sql: SqlEngine,
-        contract: DatasetContract,
-        checks: list[TableCheck],
-        file_key: str,
-    ) -> dg.MaterializeResult:
-        uri = lake.url(layout.table_path(contract.name))
+    def load(self, context: dg.AssetExecutionContext, load: Load) -> dg.MaterializeResult:
+        lake, sql = load.lake, load.sql
+        uri = lake.url(layout.table_path(load.contract.name))
         rows_before = table_row_count(uri, lake.storage_options()) or 0
-        loaded = load_file(lake, contract, file_key)
+        loaded = load_file(lake, load.contract, load.file_key)
         outcome, upload = loaded.outcome, loaded.upload
         if outcome.already_committed:
             context.log.info(
@@ -88,7 +83,7 @@ class DeltaRsMergeEngine(MergeEngine):
         release_freed_memory()
         expected_rows = rows_before + outcome.inserted
         outcomes = evaluate_checks(
-            checks,
+            load.checks,
             lambda query: sql.scalar(lake, query),
             lambda ds: sql.table_ref(lake, ds),
             expected_rows,
@@ -134,18 +129,9 @@ class SparkMergeEngine(MergeEngine, ABC):
     @abstractmethod
     def start_job_run_params(self, arguments: dict[str, str]) -> dict[str, Any]: ...
 
-    def load(
-        self,
-        context: dg.AssetExecutionContext,
-        *,
-        lake: Lake,
-        sql: SqlEngine,
-        contract: DatasetContract,
-        checks: list[TableCheck],
-        file_key: str,
-    ) -> dg.MaterializeResult:
-        upload = validated_upload(lake, contract, file_key)
-        params = self.start_job_run_params(job_arguments(contract, lake, upload))
+    def load(self, context: dg.AssetExecutionContext, load: Load) -> dg.MaterializeResult:
+        upload = validated_upload(load.lake, load.contract, load.file_key)
+        params = self.start_job_run_params(job_arguments(load.contract, load.lake, upload))
         invocation = self.pipes_client().run(context=context, start_job_run_params=params)
         return invocation.get_materialize_result()
 
