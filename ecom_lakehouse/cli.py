@@ -57,6 +57,7 @@ def ingest(ctx: click.Context, verbose: bool) -> None:
     Prints a line per file (loaded, rejected with its reason, or failed) and a summary. Exits
     1 if a file was rejected or failed (it needs a person), 0 when every file loaded.
     """
+    from ecom_lakehouse.core.reports import KpiReport
     from ecom_lakehouse.definitions import build_defs
     from ecom_lakehouse.runner import ingest as run_ingest
     from ecom_lakehouse.runner import instance_for_cli
@@ -67,22 +68,27 @@ def ingest(ctx: click.Context, verbose: bool) -> None:
             logging.getLogger(logger).setLevel(logging.CRITICAL)
     lake = lake_from_env()
     click.echo(f"lake: {lake.uri}")
+    kpis: list[KpiReport] = []
     with instance_for_cli() as instance:
-        reports = run_ingest(instance, build_defs(), verbose=verbose)
+        reports = run_ingest(instance, build_defs(), verbose=verbose, kpi_reports=kpis)
     if not reports:
         click.echo("nothing to do: raw/ has no files to process")
     for report in reports:
         click.echo(report.summary())
         if verbose and report.traceback:
             click.echo(report.traceback)
+    for kpi in kpis:
+        click.echo(kpi.summary())
     for key in files_left_in_raw():
         click.echo(f"LEFT     {key}: not in a dataset folder ({folders()}); left where it is")
     rejected = sum(bool(r.rejection) for r in reports)
     failed = sum(not r.success for r in reports) - rejected
+    kpis_failed = sum(not k.success for k in kpis)
     if reports:
         loaded = len(reports) - rejected - failed
-        click.echo(f"{loaded} file(s) loaded, {rejected} rejected, {failed} failed")
-    sys.exit(1 if rejected or failed else 0)
+        also = f"; {kpis_failed} KPI refresh(es) failed" if kpis_failed else ""
+        click.echo(f"{loaded} file(s) loaded, {rejected} rejected, {failed} failed{also}")
+    sys.exit(1 if rejected or failed or kpis_failed else 0)
 
 
 def files_left_in_raw() -> list[str]:

@@ -5,12 +5,13 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.contracts import CONTRACTS, KPIS, table_specs
 from ecom_lakehouse.defs.catalog import catalog_definitions
 from ecom_lakehouse.defs.ingest import ingest_definitions
+from ecom_lakehouse.defs.kpis import kpi_definitions
 from ecom_lakehouse.defs.notifications import notification_definitions
-from ecom_lakehouse.defs.sensors import raw_sensor_definitions
-from ecom_lakehouse.names import check_unique
+from ecom_lakehouse.defs.sensors import automation_sensor_definitions, raw_sensor_definitions
+from ecom_lakehouse.names import catalog_key, check_unique, kpi_names, names_of
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.settings import SensorSettings
 
@@ -18,12 +19,27 @@ from ecom_lakehouse.resources.settings import SensorSettings
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     """The definitions with resources for the environment ``environ`` describes (default: this
     process's)."""
-    check_unique(CONTRACTS.values())
+    check_unique(CONTRACTS.values(), KPIS.values())
+    settings = SensorSettings.from_env(environ)
     ingest = [ingest_definitions(c) for c in CONTRACTS.values()]
+    kpis = kpi_definitions(KPIS.values())
+    catalog = catalog_definitions(
+        [
+            *((c, names_of(c).group) for c in CONTRACTS.values()),
+            *((k, kpi_names(k).group) for k in KPIS.values()),
+        ]
+    )
+    # catalog entries and KPI tables refresh by their automation conditions
+    automated = [
+        *(catalog_key(s) for s in table_specs()),
+        *(kpi_names(k).table for k in KPIS.values()),
+    ]
     return dg.Definitions.merge(
         *ingest,
-        raw_sensor_definitions(ingest, SensorSettings.from_env(environ)),
-        catalog_definitions(CONTRACTS.values()),
+        kpis,
+        catalog,
+        raw_sensor_definitions(ingest, settings),
+        automation_sensor_definitions(dg.AssetSelection.assets(*automated), settings),
         notification_definitions(ingest),
         dg.Definitions(
             resources=build_resources(environ),

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import DatasetContract, KpiTable, TableSpec
 
 INGEST_SUFFIX = "_ingest"
 RAW_SENSOR = "raw_files_sensor"
-CATALOG_SENSOR = "catalog_automation_sensor"
+AUTOMATION_SENSOR = "automation_sensor"
 CATALOG_JOB = "catalog_refresh"
+KPI_JOB = "kpi_refresh"
 CATALOG_POOL = "catalog"
 
 # Run tags
@@ -72,6 +73,38 @@ class DatasetNames:
         return f"delta_table_{self.dataset}"
 
 
+@dataclass(frozen=True)
+class KpiNames:
+    kpi: str
+    group: str = "kpis"
+
+    @property
+    def table(self) -> dg.AssetKey:
+        return dg.AssetKey(self.kpi)
+
+    @property
+    def catalog(self) -> dg.AssetKey:
+        return dg.AssetKey(f"{self.kpi}_catalog")
+
+    @property
+    def pool(self) -> str:
+        """One refresh of a KPI table at a time."""
+        return f"kpi_{self.kpi}"
+
+
+def kpi_names(kpi: KpiTable | str) -> KpiNames:
+    return KpiNames(kpi if isinstance(kpi, str) else kpi.name)
+
+
+def catalog_key(spec: TableSpec) -> dg.AssetKey:
+    """The catalog entry asset of any table (a dataset's or a KPI's)."""
+    return dg.AssetKey(f"{spec.name}_catalog")
+
+
+def table_key(spec: TableSpec) -> dg.AssetKey:
+    return dg.AssetKey(spec.name)
+
+
 def names_of(contract: DatasetContract | str) -> DatasetNames:
     return DatasetNames(contract if isinstance(contract, str) else contract.name)
 
@@ -84,15 +117,18 @@ class NameCollision(ValueError):
     pass
 
 
-def check_unique(contracts: Iterable[DatasetContract]) -> None:
-    """Every asset key, job and partitions name is made by one dataset only."""
+def check_unique(contracts: Iterable[DatasetContract], kpis: Iterable[KpiTable] = ()) -> None:
+    """Every asset key, job, pool and partitions name is made by one dataset or KPI only."""
     made: Counter[str] = Counter()
     for contract in contracts:
         n = names_of(contract)
         made.update(
             {k.to_user_string() for k in n.asset_keys} | {n.ingest_job, n.partitions, n.pool}
         )
-    fixed = {RAW_SENSOR, CATALOG_SENSOR, CATALOG_JOB, CATALOG_POOL}
+    for kpi in kpis:
+        k = kpi_names(kpi)
+        made.update({k.table.to_user_string(), k.catalog.to_user_string(), k.pool})
+    fixed = {RAW_SENSOR, AUTOMATION_SENSOR, CATALOG_JOB, KPI_JOB, CATALOG_POOL}
     clashes = sorted(name for name, count in made.items() if count > 1 or name in fixed)
     if clashes:
         raise NameCollision(f"two definitions would have the same name: {clashes}")

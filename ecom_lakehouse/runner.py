@@ -1,5 +1,6 @@
 """Process what is in ``raw/`` now, in this process, through the real Dagster definitions:
-one evaluation of the raw sensor, then each run it requests, then a catalog refresh."""
+one evaluation of the raw sensor, then each run it requests, then the KPI tables those loads
+touched, then a catalog refresh."""
 
 import contextlib
 import logging
@@ -8,9 +9,10 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from ecom_lakehouse.core.reports import FileReport
-from ecom_lakehouse.defs.reports import report_from_events
-from ecom_lakehouse.names import CATALOG_JOB, RAW_SENSOR, TRIGGER_TAG
+from ecom_lakehouse.contracts import KPIS
+from ecom_lakehouse.core.reports import FileReport, KpiReport
+from ecom_lakehouse.defs.reports import kpi_reports_from_events, report_from_events
+from ecom_lakehouse.names import CATALOG_JOB, KPI_JOB, RAW_SENSOR, TRIGGER_TAG, kpi_names
 from ecom_lakehouse.resources.notifications import Notifier
 from ecom_lakehouse.resources.settings import dagster_home
 
@@ -54,7 +56,10 @@ def ingest(
     *,
     verbose: bool = False,
     timings: Timings | None = None,
+    kpi_reports: list[KpiReport] | None = None,
 ) -> list[FileReport]:
+    """The files' reports; the KPI tables the loads touched are refreshed after them (their
+    reports added to ``kpi_reports``), then every catalog entry."""
     timings = Timings() if timings is None else timings
     run_config = {} if verbose else QUIET
     with timings.phase("sensor evaluation"):
@@ -88,6 +93,19 @@ def ingest(
         with timings.phase("notifications"):
             notifier.publish(report)
         reports.append(report)
+    loaded = {r.dataset for r in reports if r.success}
+    kpis = [n.table for kpi, n in ((k, kpi_names(k)) for k in KPIS.values())
+            if any(source.dataset in loaded for source in kpi.inputs)]  # fmt: skip
+    if kpis:
+        with timings.phase("KPI refresh run"):
+            run = defs.resolve_job_def(KPI_JOB).execute_in_process(
+                instance=instance,
+                asset_selection=kpis,
+                run_config=run_config,
+                raise_on_error=False,
+            )
+        if kpi_reports is not None:
+            kpi_reports += kpi_reports_from_events(run.success, run.all_events)
     # Always: a refresh that an earlier ingest did not finish (a crash) is made good now.
     with timings.phase("catalog refresh run"):
         defs.resolve_job_def(CATALOG_JOB).execute_in_process(

@@ -103,7 +103,7 @@ CASES = [
     Case("products/long_text.csv", text([PRODUCTS_HEADER, [19000, 1, "D" * 100_000, "P"]]).encode(), Loaded(1)),
     Case("orders/quoted.csv", b'order_num,order_id,user_id,order_timestamp,total_amount,date\n1,20000,7,2025-04-01T10:00:00,"10.5",2025-04-01\n"1","20001","7","2025-04-01T10:00:00","1,5",2025-04-01\n', Loaded(1, {"total_amount: not a valid decimal": 1})),
     Case("orders/ragged.csv", (text([ORDERS_HEADER, *orders(21000, 2)]) + "1,21002,7\n").encode(), Loaded(2, {"malformed row": 1})),
-    Case("orders/duplicate_keys.csv", text([ORDERS_HEADER, order(22000, amount=1), order(22000, amount=2)]).encode(), Loaded(1, {"duplicate order_id": 1})),
+    Case("orders/duplicate_keys.csv", text([ORDERS_HEADER, order(22000, amount=1), order(22000, amount=2)]).encode(), Loaded(1, {"duplicate order_id: order_id 22000 is superseded by row 3": 1})),
     # headers
     Case("orders/header_only.csv", text([ORDERS_HEADER]).encode(), Loaded(0)),
     Case("orders/duplicate_header.csv", text([[*ORDERS_HEADER, "order_id"], [*order(23000), 1]]).encode(), Rejected("invalid_schema", "duplicated columns ['order_id']")),

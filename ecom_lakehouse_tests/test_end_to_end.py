@@ -151,7 +151,7 @@ def test_bad_rows_go_to_rejected_records_and_are_kept(stack, instance):
     data, _ = stack.lake.read("rejected/records/orders/mixed.csv.parquet")
     rejected = pq.read_table(io.BytesIO(data)).select(["_source_row", "_reason"]).to_pylist()
     assert rejected == [
-        {"_source_row": 2, "_reason": "duplicate order_id 1: superseded by row 5"},
+        {"_source_row": 2, "_reason": "exact duplicate: the same values as row 5"},
         {"_source_row": 3, "_reason": "rule total_amount_positive"},
         {"_source_row": 4, "_reason": "total_amount: not a valid decimal(12,2): x"},
     ]

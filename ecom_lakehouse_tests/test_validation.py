@@ -108,10 +108,22 @@ def test_duplicate_keys_keep_the_latest_timestamp_then_the_last_row():
         (2, Decimal("4.00")),
     ]
     assert reasons(result) == {
-        3: "duplicate order_id 1: superseded by row 2",
-        4: "duplicate order_id 2: superseded by row 5",
+        3: "duplicate order_id: order_id 1 is superseded by row 2",
+        4: "duplicate order_id: order_id 2 is superseded by row 5",
     }
+    assert result.rejected_by_reason == {"duplicate order_id": 2}
     assert result.rows_read == result.valid.num_rows + result.rejected.num_rows
+
+
+def test_an_exact_copy_of_a_row_is_rejected_as_one():
+    result = run([order(1), order(2), order(1), order(1, amount=3)])
+    assert reasons(result) == {
+        2: "duplicate order_id: order_id 1 is superseded by row 5",
+        4: "duplicate order_id: order_id 1 is superseded by row 5",
+    }
+    copies = run([order(1), order(2), order(1)])
+    assert reasons(copies) == {2: "exact duplicate: the same values as row 4"}
+    assert copies.rejected_by_reason == {"exact duplicate": 1}
 
 
 def test_duplicates_across_sheets_and_check_batches_leave_the_winners_in_file_order(
@@ -134,8 +146,8 @@ def test_duplicates_across_sheets_and_check_batches_leave_the_winners_in_file_or
         (5, Decimal("5.00")),
     ]
     assert reasons(result) == {
-        3: "duplicate order_id 2: superseded by d2 row 2",
-        2: "duplicate order_id 1: superseded by d1 row 2",
+        3: "duplicate order_id: order_id 2 is superseded by d2 row 2",
+        2: "duplicate order_id: order_id 1 is superseded by d1 row 2",
     }
 
 

@@ -4,8 +4,10 @@ Adding a dataset means adding a contract to its family's module and to ``CONTRAC
 """
 
 from ecom_lakehouse.contracts.ecommerce import ORDER_ITEMS, ORDERS, PRODUCTS
+from ecom_lakehouse.contracts.kpis import KPIS
 from ecom_lakehouse.contracts.model import (
     AUDIT_COLUMNS,
+    COMPUTED_AT,
     LOADED_AT,
     LOGICAL_TYPES,
     SOURCE_FILE,
@@ -13,12 +15,19 @@ from ecom_lakehouse.contracts.model import (
     Column,
     DatasetContract,
     ForeignKey,
+    KpiCheck,
+    KpiInput,
+    KpiTable,
     Rule,
+    TableSpec,
 )
+from ecom_lakehouse.contracts.thelook import THELOOK_ORDER_ITEMS, THELOOK_ORDERS, THELOOK_PRODUCTS
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "COMPUTED_AT",
     "CONTRACTS",
+    "KPIS",
     "LOADED_AT",
     "LOGICAL_TYPES",
     "SOURCE_FILE",
@@ -26,13 +35,27 @@ __all__ = [
     "Column",
     "DatasetContract",
     "ForeignKey",
+    "KpiCheck",
+    "KpiInput",
+    "KpiTable",
     "Rule",
+    "TableSpec",
     "contract_for_raw_folder",
     "load_rank",
 ]
 
 # Declaration order is load order: a dataset comes after the datasets its foreign keys name.
-CONTRACTS: dict[str, DatasetContract] = {c.name: c for c in (PRODUCTS, ORDERS, ORDER_ITEMS)}
+CONTRACTS: dict[str, DatasetContract] = {
+    c.name: c
+    for c in (
+        PRODUCTS,
+        ORDERS,
+        ORDER_ITEMS,
+        THELOOK_PRODUCTS,
+        THELOOK_ORDERS,
+        THELOOK_ORDER_ITEMS,
+    )
+}
 
 
 def contract_for_raw_folder(folder: str) -> DatasetContract | None:
@@ -41,3 +64,8 @@ def contract_for_raw_folder(folder: str) -> DatasetContract | None:
 
 def load_rank(dataset: str) -> int:
     return list(CONTRACTS).index(dataset)
+
+
+def table_specs() -> list[TableSpec]:
+    """Every table the lakehouse writes: the datasets', then the KPIs'."""
+    return [*CONTRACTS.values(), *KPIS.values()]

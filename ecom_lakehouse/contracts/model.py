@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -20,6 +21,7 @@ LOGICAL_TYPES: dict[str, tuple[str, pa.DataType, str]] = {
     "boolean": ("BOOLEAN", pa.bool_(), "boolean"),
     "double": ("DOUBLE", pa.float64(), "double"),
     "decimal(12,2)": ("DECIMAL(12,2)", pa.decimal128(12, 2), "decimal(12,2)"),
+    "decimal(18,2)": ("DECIMAL(18,2)", pa.decimal128(18, 2), "decimal(18,2)"),
     "string": ("VARCHAR", pa.string(), "string"),
     "date": ("DATE", pa.date32(), "date"),
     "timestamp": ("TIMESTAMPTZ", pa.timestamp("us", tz="UTC"), "timestamp"),
@@ -32,10 +34,16 @@ class Column:
     type: str
     required: bool = True
     description: str = ""
+    # A derived column: a SQL expression over the other columns (typed, timestamps in UTC),
+    # computed by validation and never read from a file (a file's column of that name is one
+    # the contract does not know).
+    derived: str | None = None
 
     def __post_init__(self) -> None:
         if self.type not in LOGICAL_TYPES:
             raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+        if self.derived is not None and self.required:
+            object.__setattr__(self, "required", False)  # computed, never missing from a file
 
     @property
     def sql_type(self) -> str:
@@ -127,6 +135,15 @@ class DatasetContract:
         return tuple(c.name for c in self.columns)
 
     @cached_property
+    def source_columns(self) -> tuple[Column, ...]:
+        """The columns a file carries (all but the derived ones)."""
+        return tuple(c for c in self.columns if c.derived is None)
+
+    @cached_property
+    def source_column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.source_columns)
+
+    @cached_property
     def arrow_schema(self) -> pa.Schema:
         """The contract's columns, typed (what validation gives)."""
         return pa.schema([c.arrow_field() for c in self.columns])
@@ -142,3 +159,88 @@ class DatasetContract:
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+
+class TableSpec(Protocol):
+    """What the catalog needs of any table the lakehouse writes (a dataset's or a KPI's)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def table_columns(self) -> tuple[Column, ...]: ...
+
+    @property
+    def partition_by(self) -> str | None: ...
+
+
+COMPUTED_AT = "_computed_at"
+
+
+@dataclass(frozen=True)
+class KpiInput:
+    """A table a KPI is computed from, and how its changed rows map to the KPI's dates: SQL
+    over ``{changed}`` (the rows the input's change feed reports since the KPI's last run,
+    before and after the change) returning one column of dates. Other tables may be named
+    (``{thelook_orders}``)."""
+
+    dataset: str
+    touched_dates: str
+
+
+@dataclass(frozen=True)
+class KpiCheck:
+    """An asset check on a KPI table: SQL returning the number of offending rows, over
+    ``{kpi}``, the input tables and ``{dates}`` (the dates just recomputed, column ``d``)."""
+
+    name: str
+    description: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class KpiTable:
+    """A table of KPIs, recomputed by date with SQL over the dataset tables.
+
+    ``sql`` gives the KPI rows of the dates in ``{dates}`` (a relation with one column, ``d``);
+    tables are placeholders (``{thelook_orders}``) the engine resolves. It is written in the SQL
+    DuckDB and Athena (Trino) both read. ``dates`` gives every date the inputs hold (a full
+    recompute)."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    date_column: str
+    sql: str
+    dates: str
+    inputs: tuple[KpiInput, ...]
+    rate_columns: tuple[str, ...] = ()
+    checks: tuple[KpiCheck, ...] = ()
+    partition_by: str | None = None  # small tables: one file, no partitions
+
+    def __post_init__(self) -> None:
+        names = {c.name for c in self.columns}
+        unknown = [c for c in (*self.key, self.date_column, *self.rate_columns) if c not in names]
+        if unknown:
+            raise ValueError(f"{self.name}: unknown columns {unknown}")
+
+    @cached_property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @cached_property
+    def table_columns(self) -> tuple[Column, ...]:
+        computed = Column(COMPUTED_AT, "timestamp", description="When the row was computed (UTC).")
+        return (*self.columns, computed)
+
+    @cached_property
+    def table_schema(self) -> pa.Schema:
+        return pa.schema([c.arrow_field() for c in self.table_columns])
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.column_names if c not in self.key)

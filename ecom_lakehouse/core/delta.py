@@ -61,12 +61,28 @@ def open_or_create(
             partition_by=[contract.partition_by] if contract.partition_by else None,
             name=contract.name,
             description=contract.description,
+            configuration=TABLE_PROPERTIES,
             mode="ignore",
             storage_options=storage_options,
         )
         table = DeltaTable(uri, storage_options=storage_options)
     add_missing_columns(table, contract)
+    set_missing_properties(table)
     return table
+
+
+# Every dataset table keeps a change feed (the rows before and after each change): the KPI
+# tables are refreshed from it for the days a load touched. Readers are unaffected (writer
+# protocol 4, reader 1).
+TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
+
+
+def set_missing_properties(table: DeltaTable) -> None:
+    configured = table.metadata().configuration
+    missing = {k: v for k, v in TABLE_PROPERTIES.items() if configured.get(k) != v}
+    if missing:
+        table.alter.set_table_properties(missing)
+        table.update_incremental()
 
 
 def add_missing_columns(table: DeltaTable, contract: DatasetContract) -> None:

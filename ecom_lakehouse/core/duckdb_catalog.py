@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
+from ecom_lakehouse.contracts import CONTRACTS, TableSpec, table_specs
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.delta import table_exists
 from ecom_lakehouse.core.duckdb_sql import connect
@@ -29,17 +29,19 @@ class CatalogEntry:
     kind: str  # "delta" or "rejected records"
 
 
-def catalog_entries(lake: Lake, contracts: Iterable[DatasetContract]) -> list[CatalogEntry]:
+def catalog_entries(lake: Lake, specs: Iterable[TableSpec]) -> list[CatalogEntry]:
     """A view per existing Delta table, and per dataset that has rejected rows."""
     entries = []
-    for contract in contracts:
-        table = lake.url(layout.table_path(contract.name))
+    for spec in specs:
+        table = lake.url(layout.table_path(spec.name))
         if table_exists(table, lake.storage_options()):
-            entries.append(CatalogEntry(contract.name, table, "delta"))
-        rejects = layout.rejected_records_prefix(contract.name)
+            entries.append(CatalogEntry(spec.name, table, "delta"))
+        if spec.name not in CONTRACTS:
+            continue  # only datasets have rejected rows
+        rejects = layout.rejected_records_prefix(spec.name)
         if next(iter(lake.list(rejects)), None) is not None:
             entries.append(
-                CatalogEntry(f"rejected_{contract.name}", lake.url(rejects), "rejected records")
+                CatalogEntry(f"rejected_{spec.name}", lake.url(rejects), "rejected records")
             )
     return entries
 
@@ -65,7 +67,7 @@ def rebuild_catalog(lake: Lake, path: Path | None = None) -> list[CatalogEntry]:
     """Write a fresh catalog file with a view for every entry, then swap it in whole (a local
     rename, or one PUT to the lake's bucket): a reader never sees it half-written."""
     local = path or (None if lake.is_s3 else Path(lake.url(CATALOG_KEY)))
-    entries = catalog_entries(lake, CONTRACTS.values())
+    entries = catalog_entries(lake, table_specs())
     if local:
         local.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=local.parent if local else None) as scratch:

@@ -135,7 +135,7 @@ def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> Valid
     with _scratch() as scratch:
         local, source, upload = _download(lake, file_key, scratch)
         try:
-            parts = iter_parts(local, fmt, contract.column_names)
+            parts = iter_parts(local, fmt, contract.source_column_names)
             result = validate(contract, parts, file_key)
         except UnreadableFile as exc:
             raise reject_file(lake, source, file_key, "unreadable", str(exc)) from None

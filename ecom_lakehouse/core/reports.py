@@ -76,3 +76,26 @@ class FileReport:
         elif self.failed_checks:
             lines.append(f"Failed checks: {', '.join(self.failed_checks)}")
         return "\n".join(lines)
+
+
+@dataclass
+class KpiReport:
+    """What one refresh of a KPI table did: the line the CLI prints."""
+
+    name: str
+    success: bool
+    metadata: dict[str, object] = field(default_factory=dict)
+    checks: dict[str, bool] = field(default_factory=dict)
+    error: str = ""
+
+    def summary(self) -> str:
+        if not self.success:
+            return f"FAILED   {self.name}: {self.error}"
+        m = self.metadata
+        failed = [name for name, passed in self.checks.items() if not passed]
+        checks = f"; FAILED CHECKS: {', '.join(failed)}" if failed else ""
+        return (
+            f"KPI      {self.name}: {m.get('days_recomputed', 0)} day(s) recomputed; "
+            f"{m.get('rows_inserted', 0)} rows inserted, {m.get('rows_updated', 0)} updated, "
+            f"{m.get('rows_deleted', 0)} deleted{checks}"
+        )

@@ -59,7 +59,8 @@ def header_mapping(contract: DatasetContract, header: list[str]) -> tuple[list[i
     """
     normalized = [normalize_name(h) for h in header]
     duplicated = sorted(n for n, k in Counter(normalized).items() if k > 1 and n)
-    missing = [c for c in contract.column_names if c not in normalized]
+    expected = contract.source_column_names
+    missing = [c for c in expected if c not in normalized]
     if missing or duplicated:
         problems = []
         if missing:
@@ -68,10 +69,10 @@ def header_mapping(contract: DatasetContract, header: list[str]) -> tuple[list[i
             problems.append(f"duplicated columns {duplicated}")
         raise InvalidSchema(
             f"header does not match the {contract.name} contract: {'; '.join(problems)}. "
-            f"Expected {list(contract.column_names)}, found {header}"
+            f"Expected {list(expected)}, found {header}"
         )
-    positions = [normalized.index(c) for c in contract.column_names]
-    extra = [h for h, n in zip(header, normalized, strict=True) if n not in contract.column_names]
+    positions = [normalized.index(c) for c in expected]
+    extra = [h for h, n in zip(header, normalized, strict=True) if n not in expected]
     return positions, extra
 
 
@@ -86,7 +87,7 @@ def _aligned(contract: DatasetContract, part: RawPart, index: int) -> tuple[pa.T
     table = part.table
     n = table.num_rows
     cells = []
-    for column, position in zip(contract.columns, positions, strict=True):
+    for column, position in zip(contract.source_columns, positions, strict=True):
         cell = table.column(f"c{position}")
         cells.append(cell if reads_as_typed(cell.type, column.sql_type) else as_text(cell))
     columns = [
@@ -96,7 +97,7 @@ def _aligned(contract: DatasetContract, part: RawPart, index: int) -> tuple[pa.T
         table.column(SOURCE_ROW),
     ]
     names = [
-        *(RAW_PREFIX + c for c in contract.column_names),
+        *(RAW_PREFIX + c for c in contract.source_column_names),
         SOURCE_SHEET,
         SHEET_INDEX,
         SOURCE_ROW,
@@ -178,9 +179,14 @@ POSITION = f"{SOURCE_SHEET}, {SHEET_INDEX}, {SOURCE_ROW}"
 def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType]) -> str:
     """Over a batch of parts (``raw``, whose columns have ``raw_types``): the typed columns, the
     position, and a reason that is NULL when the row breaks no type, required or business rule."""
-    kinds = [(raw_types[RAW_PREFIX + c.name], c) for c in contract.columns]
+    kinds = [(raw_types[RAW_PREFIX + c.name], c) for c in contract.source_columns]
     typed = ",\n  ".join(f"{_typed(c.name, c.sql_type, t)} AS {_q(c.name)}" for t, c in kinds)
-    raw_cols = ", ".join(_q(RAW_PREFIX + c) for c in contract.column_names)
+    raw_cols = ", ".join(_q(RAW_PREFIX + c) for c in contract.source_column_names)
+    derived = "".join(
+        f", CAST(({c.derived}) AS {c.sql_type}) AS {_q(c.name)}"
+        for c in contract.columns
+        if c.derived is not None
+    )
     checks = []
     for raw_type, c in kinds:
         text = not reads_as_typed(raw_type, c.sql_type)
@@ -196,9 +202,10 @@ def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType])
         checks.append(f"CASE WHEN NOT coalesce(({rule.sql}), TRUE) THEN 'rule {rule.name}' END")
     names = ", ".join(_q(c) for c in contract.column_names)
     return f"""
-WITH typed AS (SELECT {typed}, {raw_cols}, {POSITION} FROM raw)
+WITH typed AS (SELECT {typed}, {raw_cols}, {POSITION} FROM raw),
+derived AS (SELECT *{derived} FROM typed)
 SELECT {names}, {POSITION}, NULLIF(concat_ws('; ', {", ".join(checks)}), '') AS {REASON}
-FROM typed
+FROM derived
 """
 
 
@@ -209,17 +216,31 @@ def superseded_sql(contract: DatasetContract) -> str:
     order = ", ".join(f"{_q(c)} DESC NULLS LAST" for c in contract.sequence_by)
     order = f"{order + ', ' if order else ''}{SHEET_INDEX} DESC, {SOURCE_ROW} DESC"
     window = f"PARTITION BY {key} ORDER BY {order}"
-    # The window sees only the columns it needs; the losers' values are joined back after.
+    # The window sees only the columns it needs (and a hash of the row, to tell an exact copy
+    # from a different version of the key); the losers' values are joined back after.
+    values = ", ".join(_q(c) for c in contract.source_column_names)
     narrow = ", ".join(dict.fromkeys([key, *map(_q, contract.sequence_by), POSITION]))
     return f"""
-SELECT g.*, w._winner FROM (
-  SELECT {SHEET_INDEX}, {SOURCE_ROW}, row_number() OVER ({window}) AS _rank,
+SELECT g.*, w._winner, w._row_hash = w._winner_hash AS _exact FROM (
+  SELECT {SHEET_INDEX}, {SOURCE_ROW}, _row_hash, row_number() OVER ({window}) AS _rank,
     first_value(coalesce({SOURCE_SHEET} || ' row ', 'row ') || {SOURCE_ROW})
-      OVER ({window}) AS _winner
-  FROM (SELECT {narrow} FROM good)
+      OVER ({window}) AS _winner,
+    first_value(_row_hash) OVER ({window}) AS _winner_hash
+  FROM (SELECT {narrow}, hash({values}) AS _row_hash FROM good)
 ) w JOIN good g USING ({SHEET_INDEX}, {SOURCE_ROW})
 WHERE w._rank > 1
 """
+
+
+def duplicate_reason(contract: DatasetContract) -> str:
+    """The reason a superseded row is rejected with (a SQL expression over ``superseded``): an
+    exact copy of the row kept, or another version of its key. The part before the colon is
+    what ``rejected_by_reason`` counts."""
+    key = contract.primary_key
+    return (
+        f"CASE WHEN _exact THEN 'exact duplicate: the same values as ' || _winner"
+        f" ELSE 'duplicate {key}: {key} ' || {_q(key)} || ' is superseded by ' || _winner END"
+    )
 
 
 # Parts are checked in batches of about this many rows: few enough to bound memory, enough for
@@ -265,8 +286,8 @@ class _RowChecker:
 
     def __init__(self, contract: DatasetContract) -> None:
         self.contract = contract
-        self.names = ", ".join(_q(c) for c in contract.column_names)
-        text_ddl = ", ".join(f"{_q(c)} VARCHAR" for c in contract.column_names)
+        self.names = ", ".join(_q(c) for c in contract.source_column_names)
+        text_ddl = ", ".join(f"{_q(c)} VARCHAR" for c in contract.source_column_names)
         positions_ddl = f"{SOURCE_SHEET} VARCHAR, {SHEET_INDEX} INTEGER, {SOURCE_ROW} BIGINT"
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")  # text timestamps without a zone are UTC
@@ -302,7 +323,7 @@ class _RowChecker:
             self.good.append(checked.filter(pc.is_null(reasons)).drop_columns([REASON]))
             raw_text = ", ".join(
                 as_shown(f"r.{_q(RAW_PREFIX + c)}", raw_types[RAW_PREFIX + c])
-                for c in contract.column_names
+                for c in contract.source_column_names
             )
             con.register("checked", checked)
             con.execute(
@@ -331,11 +352,10 @@ class _RowChecker:
             valid = good.filter(kept)
             # Superseded duplicates passed every rule: their values are kept as typed, as text.
             as_text = ", ".join(
-                f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.column_names
+                f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.source_column_names
             )
             superseded = (
-                f" UNION ALL SELECT {as_text}, 'duplicate {contract.primary_key} ' ||"
-                f" {_q(contract.primary_key)} || ': superseded by ' || _winner,"
+                f" UNION ALL SELECT {as_text}, {duplicate_reason(contract)},"
                 f" $source_file, {POSITION} FROM superseded"
             )
         else:  # the good rows are the answer as they are, in file order
@@ -406,7 +426,7 @@ def _malformed_rows(
 ) -> pa.Table:
     """Rows the reader could not split into fields (CSV): rejected with the reader's reason."""
     columns: dict[str, pa.Array] = {
-        c: pa.nulls(len(rows), pa.string()) for c in contract.column_names
+        c: pa.nulls(len(rows), pa.string()) for c in contract.source_column_names
     }
     columns[REASON] = pa.array([r for _, _, r in rows], pa.string())
     columns[SOURCE_FILE] = pa.array([source_file] * len(rows), pa.string())

@@ -1,72 +1,66 @@
-"""The catalog analysts query: a ``<dataset>_catalog`` asset per table (a DuckDB view locally,
-a Glue table in AWS), refreshed by declarative automation after the table changes, and a job
-that refreshes them all."""
+"""The catalog analysts query: a ``<table>_catalog`` asset per table, a dataset's or a KPI's
+(a DuckDB view locally, a Glue table in AWS), refreshed by declarative automation after the
+table changes, and a job that refreshes them all."""
 
 from collections.abc import Iterable
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import TableSpec
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.delta import table_exists
-from ecom_lakehouse.names import CATALOG_JOB, CATALOG_POOL, CATALOG_SENSOR, names_of
+from ecom_lakehouse.names import CATALOG_JOB, CATALOG_POOL, catalog_key, table_key
 from ecom_lakehouse.resources.catalogs import Catalog
 from ecom_lakehouse.resources.lake import LakeResource
 
+AC = dg.AutomationCondition
 
-def catalog_asset(contract: DatasetContract) -> dg.AssetsDefinition:
-    ds, n = contract.name, names_of(contract)
+# Whenever a dependency was updated since this asset was last requested, and it is not
+# running: an update that lands while a refresh is in progress is not lost (the plainer
+# any_deps_updated() forgets one that lands while an upstream run is in progress).
+REFRESH_ON_UPDATE = AC.any_deps_match(AC.newly_updated()).since(AC.newly_requested()) & ~(
+    AC.in_progress()
+)
 
+
+def catalog_asset(spec: TableSpec, group: str) -> dg.AssetsDefinition:
     @dg.asset(
-        key=n.catalog,
-        deps=[n.table],
-        group_name=n.group,
+        key=catalog_key(spec),
+        deps=[table_key(spec)],
+        group_name=group,
         kinds={"duckdb"},
-        tags={"dataset": ds},
+        tags={"table": spec.name},
         pool=CATALOG_POOL,
-        automation_condition=(
-            dg.AutomationCondition.any_deps_updated()
-            & ~dg.AutomationCondition.in_progress()
-            & ~dg.AutomationCondition.any_deps_in_progress()
-        ),
+        automation_condition=REFRESH_ON_UPDATE,
         description=(
-            f"The {ds} table's entry in the catalog analysts query: a DuckDB view locally, "
-            "a native Delta table in the Glue Data Catalog (for Athena) in AWS."
+            f"The {spec.name} table's entry in the catalog analysts query: a DuckDB view "
+            "locally, a native Delta table in the Glue Data Catalog (for Athena) in AWS."
         ),
     )
     def catalog(
         context: dg.AssetExecutionContext, lake: LakeResource, catalog: Catalog
     ) -> dg.MaterializeResult:
         the_lake = lake.lake()
-        if not table_exists(the_lake.url(layout.table_path(ds)), the_lake.storage_options()):
-            context.log.info(f"{ds} has no Delta table yet: nothing to register")
+        if not table_exists(the_lake.url(layout.table_path(spec.name)), the_lake.storage_options()):
+            context.log.info(f"{spec.name} has no Delta table yet: nothing to register")
             return dg.MaterializeResult(metadata={"registered": False})
         return dg.MaterializeResult(
-            metadata={"registered": True, **catalog.register(the_lake, contract)}
+            metadata={"registered": True, **catalog.register(the_lake, spec)}
         )
 
     return catalog
 
 
-def catalog_definitions(contracts: Iterable[DatasetContract]) -> dg.Definitions:
-    assets = [catalog_asset(c) for c in contracts]
-    selection = dg.AssetSelection.assets(*assets)
+def catalog_definitions(specs: Iterable[tuple[TableSpec, str]]) -> dg.Definitions:
+    """A catalog entry per (table, its group), and the job that refreshes them all."""
+    assets = [catalog_asset(spec, group) for spec, group in specs]
     return dg.Definitions(
         assets=assets,
         jobs=[
             dg.define_asset_job(
                 name=CATALOG_JOB,
-                selection=selection,
+                selection=dg.AssetSelection.assets(*assets),
                 description="Refresh every table's catalog entry.",
-            )
-        ],
-        sensors=[
-            dg.AutomationConditionSensorDefinition(
-                CATALOG_SENSOR,
-                target=selection,
-                default_status=dg.DefaultSensorStatus.RUNNING,
-                minimum_interval_seconds=5,
-                description="Refreshes a table's catalog entry after the table changes.",
             )
         ],
     )

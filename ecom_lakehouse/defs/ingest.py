@@ -6,10 +6,11 @@ Per dataset, partitioned by file (one dynamic partition per landed file):
 """
 
 import json
+from collections.abc import Iterable
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import Column, DatasetContract
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import table_checks
 from ecom_lakehouse.core.pipeline import (
@@ -26,7 +27,8 @@ from ecom_lakehouse.resources.merge_engines import Load, MergeEngine
 from ecom_lakehouse.resources.sql_engines import SqlEngine
 
 
-def column_schema(contract: DatasetContract) -> dg.TableSchema:
+def column_schema(columns: Iterable[Column], key: tuple[str, ...]) -> dg.TableSchema:
+    """A table's columns as the UI shows them (a one-column key is marked unique)."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
@@ -34,10 +36,10 @@ def column_schema(contract: DatasetContract) -> dg.TableSchema:
                 type=c.type,
                 description=c.description,
                 constraints=dg.TableColumnConstraints(
-                    nullable=not c.required, unique=c.name == contract.primary_key
+                    nullable=not c.required, unique=key == (c.name,)
                 ),
             )
-            for c in contract.columns
+            for c in columns
         ]
     )
 
@@ -52,6 +54,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
     partitions = file_partitions(contract)
     checks = table_checks(contract)
     tags = {"dataset": ds}
+    schema = column_schema(contract.table_columns, (contract.primary_key,))
 
     @dg.asset(
         key=n.validated,
@@ -120,7 +123,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
             f"{contract.primary_key}, exactly once per file."
         ),
         metadata={
-            "dagster/column_schema": column_schema(contract),
+            "dagster/column_schema": schema,
             "dagster/table_name": ds,
             "primary_key": contract.primary_key,
             "partitioned_by": contract.partition_by or "(none)",
@@ -140,7 +143,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         context.add_asset_metadata(
             {
                 "dagster/uri": the_lake.url(layout.table_path(ds)),
-                "dagster/column_schema": column_schema(contract),
+                "dagster/column_schema": schema,
             }
         )
         request = Load(the_lake, sql, contract, checks, context.partition_key)

@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from ecom_lakehouse.core.reports import FileReport
+from ecom_lakehouse.core.reports import FileReport, KpiReport
 from ecom_lakehouse.names import FILE_TAG, dataset_of_ingest_job
 
 
@@ -50,3 +50,24 @@ def report_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> FileRepo
     """The report of a finished ingest run, from the instance's event log."""
     events = [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event]
     return report_from_events(run, run.status == dg.DagsterRunStatus.SUCCESS, events)
+
+
+def kpi_reports_from_events(success: bool, events: Iterable[dg.DagsterEvent]) -> list[KpiReport]:
+    """One report per KPI table a run refreshed (or failed to)."""
+    reports: dict[str, KpiReport] = {}
+    for event in events:
+        if event.is_step_materialization:
+            mat = event.step_materialization_data.materialization
+            name = mat.asset_key.to_user_string()
+            reports[name] = KpiReport(name, True, {k: v.value for k, v in mat.metadata.items()})
+        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.asset_check_evaluation_data
+            name = evaluation.asset_key.to_user_string()
+            reports.setdefault(name, KpiReport(name, True)).checks[evaluation.check_name] = (
+                evaluation.passed
+            )
+        elif event.is_step_failure and event.step_key:
+            failure = event.step_failure_data
+            error = failure.error.message.strip().splitlines()[0] if failure.error else "failed"
+            reports[event.step_key] = KpiReport(event.step_key, False, error=error)
+    return list(reports.values())

@@ -9,7 +9,7 @@ import dagster as dg
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.landing import RawCursor, Tick, scan
-from ecom_lakehouse.names import ETAG_TAG, FILE_TAG, RAW_SENSOR, names_of
+from ecom_lakehouse.names import AUTOMATION_SENSOR, ETAG_TAG, FILE_TAG, RAW_SENSOR, names_of
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.settings import SensorSettings
 
@@ -65,3 +65,21 @@ def raw_sensor_definitions(
         return sensor_result(tick)
 
     return dg.Definitions(sensors=[raw_files_sensor])
+
+
+def automation_sensor_definitions(
+    target: dg.AssetSelection, settings: SensorSettings
+) -> dg.Definitions:
+    """Declarative automation for the assets whose conditions say when to refresh (catalog
+    entries, KPI tables)."""
+    return dg.Definitions(
+        sensors=[
+            dg.AutomationConditionSensorDefinition(
+                AUTOMATION_SENSOR,
+                target=target,
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=settings.automation_interval_seconds,
+                description="Refreshes catalog entries and KPI tables after their tables change.",
+            )
+        ]
+    )

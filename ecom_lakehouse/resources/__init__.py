@@ -17,6 +17,7 @@ import dagster as dg
 
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.resources.catalogs import DuckDbCatalog, GlueCatalog
+from ecom_lakehouse.resources.kpi_sinks import DynamoDbKpiSink, KpiSink, NoKpiSink
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.merge_engines import (
     DeltaRsMergeEngine,
@@ -38,6 +39,7 @@ def _local(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResou
         "catalog": DuckDbCatalog(path=str(path) if (path := duckdb_catalog_path(env)) else None),
         "sql": DuckDbSqlEngine(),
         "notifier": LogNotifier(ui_url=env.get("DAGSTER_UI_URL", DEFAULT_UI_URL)),
+        "kpi_sink": NoKpiSink(),
     }
 
 
@@ -62,7 +64,21 @@ def _aws(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResourc
             success_topic_arn=env.get("LAKEHOUSE_SNS_SUCCESS_TOPIC_ARN") or None,
             **aws,
         )
-    return {"catalog": GlueCatalog(database=database, **aws), "sql": sql, "notifier": notifier}
+    kpi_tables = {kpi: env[name] for kpi, name in KPI_TABLE_SETTINGS.items() if env.get(name)}
+    kpi_sink: KpiSink = DynamoDbKpiSink(tables=kpi_tables, **aws) if kpi_tables else NoKpiSink()
+    return {
+        "catalog": GlueCatalog(database=database, **aws),
+        "sql": sql,
+        "notifier": notifier,
+        "kpi_sink": kpi_sink,
+    }
+
+
+# The DynamoDB table each KPI table is pushed to (aws), by the variable that names it.
+KPI_TABLE_SETTINGS = {
+    "order_kpis_daily": "LAKEHOUSE_KPI_ORDER_TABLE",
+    "category_kpis": "LAKEHOUSE_KPI_CATEGORY_TABLE",
+}
 
 
 class MissingSetting(ValueError):

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import TableSpec
 from ecom_lakehouse.core import duckdb_catalog, duckdb_sql, layout
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.resources.aws import aws_client
@@ -35,7 +35,7 @@ class Catalog(dg.ConfigurableResource, ABC):
     connection in which every registered table is a view (``ecom-lakehouse query``)."""
 
     @abstractmethod
-    def register(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
+    def register(self, lake: Lake, spec: TableSpec) -> dict[str, Any]:
         """Create or refresh the dataset's entry; returns what was done, as metadata."""
 
     @abstractmethod
@@ -51,9 +51,9 @@ class DuckDbCatalog(Catalog):
     def _path(self) -> Path | None:
         return Path(self.path) if self.path else None
 
-    def register(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
+    def register(self, lake: Lake, spec: TableSpec) -> dict[str, Any]:
         entries = duckdb_catalog.rebuild_catalog(lake, self._path())
-        mine = [e.name for e in entries if e.name in (contract.name, f"rejected_{contract.name}")]
+        mine = [e.name for e in entries if e.name in (spec.name, f"rejected_{spec.name}")]
         return {
             "catalog": duckdb_catalog.catalog_location(lake, self._path()),
             "views": ", ".join(mine) or "(none)",
@@ -71,15 +71,15 @@ class GlueCatalog(Catalog):
     def _glue(self) -> Any:
         return aws_client("glue", self.endpoint_url, self.region)
 
-    def table_input(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
-        location = lake.url(layout.table_path(contract.name)) + "/"
+    def table_input(self, lake: Lake, spec: TableSpec) -> dict[str, Any]:
+        location = lake.url(layout.table_path(spec.name)) + "/"
         glue = {c.name: {"Name": c.name, "Type": c.glue_type, "Comment": c.description}
-                for c in contract.table_columns}  # fmt: skip
-        partition_keys = [glue.pop(contract.partition_by)] if contract.partition_by else []
+                for c in spec.table_columns}  # fmt: skip
+        partition_keys = [glue.pop(spec.partition_by)] if spec.partition_by else []
         columns = list(glue.values())
         return {
-            "Name": contract.name,
-            "Description": contract.description,
+            "Name": spec.name,
+            "Description": spec.description,
             "TableType": "EXTERNAL_TABLE",
             "Parameters": DELTA_PARAMETERS,
             "PartitionKeys": partition_keys,
@@ -95,15 +95,15 @@ class GlueCatalog(Catalog):
             },
         }
 
-    def register(self, lake: Lake, contract: DatasetContract) -> dict[str, Any]:
+    def register(self, lake: Lake, spec: TableSpec) -> dict[str, Any]:
         """Create the database if missing; create the table, or update it when its location,
-        columns or partition keys differ from the contract's."""
+        columns or partition keys differ from the spec's."""
         glue = self._glue()
         with contextlib.suppress(glue.exceptions.AlreadyExistsException):
             glue.create_database(DatabaseInput={"Name": self.database})
-        wanted = self.table_input(lake, contract)
+        wanted = self.table_input(lake, spec)
         try:
-            current = glue.get_table(DatabaseName=self.database, Name=contract.name)["Table"]
+            current = glue.get_table(DatabaseName=self.database, Name=spec.name)["Table"]
         except glue.exceptions.EntityNotFoundException:
             glue.create_table(DatabaseName=self.database, TableInput=wanted)
             action = "created"
@@ -115,7 +115,7 @@ class GlueCatalog(Catalog):
                 action = "updated"
         return {
             "glue_database": self.database,
-            "glue_table": contract.name,
+            "glue_table": spec.name,
             "location": wanted["StorageDescriptor"]["Location"],
             "action": action,
         }

@@ -50,6 +50,9 @@ class SensorSettings:
     interval_seconds: int = 1
     # How far behind its high-water mark the sensor looks again (late-visible objects).
     lookback_seconds: int = 900
+    # The least time between two evaluations of the automation conditions (catalog entries,
+    # KPI tables): like the raw sensor's, on every visit of the daemon by default.
+    automation_interval_seconds: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SensorSettings:
@@ -57,6 +60,7 @@ class SensorSettings:
         return cls(
             interval_seconds=int(env.get("LAKEHOUSE_SENSOR_INTERVAL_SECONDS", "1")),
             lookback_seconds=int(env.get("LAKEHOUSE_SENSOR_LOOKBACK_SECONDS", "900")),
+            automation_interval_seconds=int(env.get("LAKEHOUSE_AUTOMATION_INTERVAL_SECONDS", "1")),
         )
 
 
