@@ -307,3 +307,30 @@ def test_the_state_machine_is_closed_every_state_reachable_and_every_end_explici
     assert forward["Retry"][0]["BackoffRate"] > 1 and forward["Retry"][0]["MaxAttempts"] >= 3
     assert forward["Catch"][0]["ErrorEquals"] == ["States.ALL"]
     assert states[forward["Catch"][0]["Next"]]["Resource"] == "arn:aws:states:::sns:publish"
+
+
+def test_the_kpi_tables_are_on_demand_recoverable_encrypted_and_only_written_by_dagster():
+    from ecom_lakehouse.contracts import KPIS
+    from ecom_lakehouse.resources import KPI_TABLE_SETTINGS
+
+    tables = resources(template("analytics"), "AWS::DynamoDB::Table")
+    by_variable = {"LAKEHOUSE_KPI_ORDER_TABLE": "OrderKpiTable",
+                   "LAKEHOUSE_KPI_CATEGORY_TABLE": "CategoryKpiTable"}  # fmt: skip
+    for kpi, variable in KPI_TABLE_SETTINGS.items():
+        table = tables[by_variable[variable]]
+        assert table["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert table["SSESpecification"]["SSEEnabled"] is True
+        assert [k["AttributeName"] for k in table["KeySchema"]] == list(KPIS[kpi].key)
+        assert {a["AttributeType"] for a in table["AttributeDefinitions"]} == {"S"}
+    dagster = template("dagster")
+    statements = [s for _, _, s in iam_statements() if "dynamodb" in str(s.get("Action"))]
+    (write,) = statements
+    assert as_list(write["Action"]) == ["dynamodb:BatchWriteItem"]
+    assert len(as_list(write["Resource"])) == 2
+    for definition in resources(dagster, "AWS::ECS::TaskDefinition").values():
+        env = {
+            e["Name"] for c in definition["ContainerDefinitions"] for e in c.get("Environment", [])
+        }
+        if "LAKEHOUSE_ENV" in env:
+            assert set(by_variable) <= env
