@@ -24,6 +24,7 @@ install: $(STAMP)
 
 seed: install
 	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --orders $(DEMO_ORDERS) --seed 7
+	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --family thelook --orders $(DEMO_ORDERS) --days 30 --seed 7
 
 run: seed
 	mkdir -p "$(DAGSTER_HOME)" && cp deploy/local/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"

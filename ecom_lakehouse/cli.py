@@ -145,30 +145,42 @@ def query(sql: str, fmt: str) -> None:
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--orders", type=click.IntRange(min=1), required=True, help="Number of orders.")
-@click.option("--products", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--family",
+    type=click.Choice(["ecommerce", "thelook"]),
+    default="ecommerce",
+    show_default=True,
+    help="Which datasets: the seed formats (workbooks) or TheLook's exports (CSV).",
+)
+@click.option("--products", type=click.IntRange(min=1), default=None, help="Number of products.")
 @click.option("--days", type=click.IntRange(min=1), default=15, show_default=True)
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2025-04-01", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def generate(
-    out_dir: Path, *, orders: int, products: int, days: int, start: datetime, seed: int
+    out_dir: Path,
+    *,
+    orders: int,
+    family: str,
+    products: int | None,
+    days: int,
+    start: datetime,
+    seed: int,
 ) -> None:
-    """Write synthetic files in the seed formats into OUT_DIR, laid out like raw/."""
-    from ecom_lakehouse.generators.ecommerce import generate as make_files
+    """Write synthetic files of a dataset family into OUT_DIR, laid out like raw/."""
+    from ecom_lakehouse.generators import ecommerce, thelook
 
-    files = make_files(
+    make = {"ecommerce": ecommerce.generate, "thelook": thelook.generate}[family]
+    extra = {"products": products} if products else {}
+    files = make(
         out_dir,
         orders=orders,
-        products=products,
         days=days,
         start=date.fromisoformat(start.date().isoformat()),
         seed=seed,
+        **extra,
     )
-    for name, path in (
-        ("products", files.products),
-        ("orders", files.orders),
-        ("order_items", files.order_items),
-    ):
-        click.echo(f"{path}: {files.rows[name]} rows")
+    for dataset, path in files.paths.items():
+        click.echo(f"{path}: {files.rows[dataset]} rows")
 
 
 @main.command("package-spark")

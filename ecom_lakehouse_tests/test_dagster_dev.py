@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ecom_lakehouse.core import duckdb_sql, layout
 from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.generators import thelook
 from ecom_lakehouse.generators.ecommerce import generate
 from ecom_lakehouse_tests.conftest import files_under, query
 from ecom_lakehouse_tests.dagster_dev import graphql, running_dagster_dev
@@ -46,9 +48,37 @@ def test_dagster_dev_picks_up_raw_files_and_materializes_the_tables(dagster_dev)
     else:
         pytest.fail(f"not loaded within a minute: runs={runs}, raw={files_under(lake_dir, 'raw')}")
     assert [r for r in runs if r["status"] in ("FAILURE", "CANCELED")] == []
+    assert_ingest_runs_came_from_the_sensor(ingest_runs)
+
+
+def assert_ingest_runs_came_from_the_sensor(ingest_runs: list[dict]) -> None:
     assert {
         tag["value"]
         for r in ingest_runs
         for tag in r["tags"]
         if tag["key"] == "dagster/sensor_name"
     } == {"raw_files_sensor"}
+
+
+def test_a_thelook_file_reaches_the_kpi_table_without_anyone_acting(dagster_dev):
+    port, lake_dir, ui_up = dagster_dev
+    files = thelook.generate(lake_dir / "raw", orders=200, products=40, days=10, seed=5)
+    kpis = Lake(str(lake_dir)).url(layout.table_path("order_kpis_daily"))
+    deadline = ui_up + 90
+    days = None
+    while time.monotonic() < deadline:
+        try:
+            con = duckdb_sql.connect(Lake(str(lake_dir)))
+            days = con.execute(f"SELECT sum(total_orders) FROM delta_scan('{kpis}')").fetchone()
+        except Exception:  # not written yet
+            days = None
+        if days and days[0] == files.rows["thelook_orders"]:
+            break
+        time.sleep(1)
+    else:
+        runs = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+        pytest.fail(f"order_kpis_daily not up to date within 90 s: {days}, runs={runs}")
+    runs = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+    assert [r for r in runs if r["status"] in ("FAILURE", "CANCELED")] == []
+    automated = [r for r in runs if r["jobName"] == "__ASSET_JOB"]
+    assert automated, "the KPI table was refreshed by declarative automation"

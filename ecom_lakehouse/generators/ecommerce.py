@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import csv
 import random
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from openpyxl import Workbook
 
 from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.generators import GeneratedFiles
 
 DEPARTMENTS = ("Books", "Electronics", "Grocery", "Home", "Sports", "Toys")
 WORDS = ("Store", "There", "Hand", "Tv", "Lamp", "River", "Blue", "Fast", "Chair", "Ocean")
-
-
-@dataclass(frozen=True)
-class GeneratedFiles:
-    products: Path
-    orders: Path
-    order_items: Path
-    rows: dict[str, int]
 
 
 def _xlsx(path: Path, columns: tuple[str, ...], sheets: dict[str, list[list[object]]]) -> None:
@@ -119,8 +111,6 @@ def generate(
     _xlsx(orders_path, CONTRACTS["orders"].column_names, order_sheets)
     _xlsx(items_path, CONTRACTS["order_items"].column_names, item_sheets)
     return GeneratedFiles(
-        products_path,
-        orders_path,
-        items_path,
+        {"products": products_path, "orders": orders_path, "order_items": items_path},
         {"products": products, "orders": orders, "order_items": item_id},
     )
