@@ -53,7 +53,14 @@ def test_lab5_on_s3_ends_as_delta_tables_glue_entries_and_archives(moto_endpoint
     glue = stack.client("glue")
     database = stack.env["LAKEHOUSE_GLUE_DATABASE"]
     tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
-    assert sorted(tables) == ["order_items", "orders", "products"]
+    # the datasets' tables, and the KPI tables computed from them
+    assert sorted(tables) == [
+        "department_sales_daily",
+        "order_items",
+        "orders",
+        "products",
+        "sales_daily",
+    ]
     for name, table in tables.items():
         assert table["StorageDescriptor"]["Location"] == f"{stack.lake.uri}/processed/{name}/"
         assert table["Parameters"]["table_type"] == "DELTA"

@@ -253,8 +253,13 @@ def test_ingest_prints_a_line_per_file_and_no_stack_trace_for_rejected_files(tmp
     assert lines[0].startswith("lake: ")
     assert sum(line.startswith("REJECTED ") for line in lines) == 12
     assert sum(line.startswith("OK ") for line in lines) == 1
+    # the KPI tables fed by orders were refreshed
+    assert sorted(line.split()[1] for line in lines if line.startswith("KPI ")) == [
+        "department_sales_daily:",
+        "sales_daily:",
+    ]
     assert lines[-1] == "1 file(s) loaded, 12 rejected, 0 failed"
-    assert len(lines) == 15
+    assert len(lines) == 17
     output = result.stdout + result.stderr
     assert "Traceback" not in output and "Stack Trace" not in output
     assert result.stderr == ""

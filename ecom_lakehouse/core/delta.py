@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -150,17 +151,29 @@ def merge_batch(
     """Upsert the upload's rows into the dataset's table on the key, newest wins, exactly once;
     retried from a fresh snapshot when another writer's commit conflicts with this one."""
     loaded_at = datetime.now(UTC)
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+    return retrying_conflicts(
+        lambda: _merge_once(contract, lake, batch, upload, loaded_at),
+        f"{contract.name}: {upload.file_key}",
+        "nothing of it was written and the file stays in raw/: run it again",
+    )
+
+
+T = TypeVar("T")
+
+
+def retrying_conflicts(attempt: Callable[[], T], what: str, then: str) -> T:
+    """``attempt()``, done again from a fresh look at the table when its commit lost to another
+    writer's (with backoff, ``COMMIT_ATTEMPTS`` times at most; then TableBusy saying ``then``)."""
+    for number in range(1, COMMIT_ATTEMPTS + 1):
         try:
-            return _merge_once(contract, lake, batch, upload, loaded_at)
+            return attempt()
         except CommitFailedError as exc:
-            if attempt == COMMIT_ATTEMPTS:
+            if number == COMMIT_ATTEMPTS:
                 raise TableBusy(
-                    f"{contract.name}: {COMMIT_ATTEMPTS} attempts to commit {upload.file_key} "
-                    f"each lost to another writer (last: {str(exc).strip()[:200]}); nothing of "
-                    "it was written and the file stays in raw/: run it again"
+                    f"{what}: {COMMIT_ATTEMPTS} attempts to commit each lost to another writer "
+                    f"(last: {str(exc).strip()[:200]}); {then}"
                 ) from exc
-            time.sleep(min(5.0, 0.1 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5))
+            time.sleep(min(5.0, 0.1 * 2 ** (number - 1)) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
 
 

@@ -27,6 +27,7 @@ from deltalake.exceptions import TableNotFoundError
 from ecom_lakehouse.contracts import COMPUTED_AT, CONTRACTS, KpiCheck, KpiTable
 from ecom_lakehouse.core import duckdb_sql, layout
 from ecom_lakehouse.core.checks import CheckOutcome
+from ecom_lakehouse.core.delta import retrying_conflicts
 from ecom_lakehouse.core.merge_spec import sql_literal
 from ecom_lakehouse.core.storage import Lake
 
@@ -157,7 +158,16 @@ def refresh(
     lake: Lake, kpi: KpiTable, *, full: bool = False, push: Push | None = None
 ) -> KpiOutcome:
     """Recompute the KPI rows of the days the inputs touched (every day with ``full``), tell
-    ``push`` what changed, then write them."""
+    ``push`` what changed, then write them; done again from a fresh look when another
+    refresh committed meanwhile."""
+    return retrying_conflicts(
+        lambda: _refresh_once(lake, kpi, full, push),
+        kpi.name,
+        "nothing was committed: the next refresh recomputes the same days",
+    )
+
+
+def _refresh_once(lake: Lake, kpi: KpiTable, full: bool, push: Push | None) -> KpiOutcome:
     table = _table(lake, kpi.name)
     with _Sql(lake, kpi) as sql:
         outcome = _plan(sql, lake, kpi, table, full)

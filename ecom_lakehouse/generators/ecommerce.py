@@ -18,6 +18,7 @@ from openpyxl import Workbook
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.generators import GeneratedFiles
 
+DATASETS = ("products", "orders", "order_items")
 DEPARTMENTS = ("Books", "Electronics", "Grocery", "Home", "Sports", "Toys")
 WORDS = ("Store", "There", "Hand", "Tv", "Lamp", "River", "Blue", "Fast", "Chair", "Ocean")
 
@@ -44,7 +45,7 @@ def generate(
 ) -> GeneratedFiles:
     rng = random.Random(seed)
     out_dir = Path(out_dir)
-    folders = {name: out_dir / c.raw_folder for name, c in CONTRACTS.items()}
+    folders = {name: out_dir / CONTRACTS[name].raw_folder for name in DATASETS}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from boto3.dynamodb.types import TypeSerializer
 
 from ecom_lakehouse.contracts import KpiTable
 from ecom_lakehouse.resources.aws import aws_client
@@ -70,6 +69,8 @@ class DynamoDbKpiSink(KpiSink):
         table = self.tables.get(kpi.name)
         if table is None:
             return {}
+        from boto3.dynamodb.types import TypeSerializer  # boto3 only where AWS is used
+
         serialize = TypeSerializer().serialize
         requests = [
             {"PutRequest": {"Item": {k: serialize(dynamodb_value(v)) for k, v in row.items()}}}
