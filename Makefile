@@ -25,11 +25,12 @@ install: $(STAMP)
 seed: install
 	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --orders $(DEMO_ORDERS) --seed 7
 	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --family thelook --orders $(DEMO_ORDERS) --days 30 --seed 7
+	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --family transactions --orders 288 --days 1 --seed 7
 
 run: seed
 	mkdir -p "$(DAGSTER_HOME)" && cp deploy/local/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (lake: $(LAKEHOUSE_URI))"
-	exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	LAKEHOUSE_TRANSACTIONS_GENERATOR=running exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 # checkov lints deploy/ from its own virtualenv: a large tool with its own pins, kept out of the project's.
 CHECKOV_VERSION := 3.3.30

@@ -94,7 +94,7 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     from ecom_lakehouse.core.checks import evaluate_checks, table_checks
     from ecom_lakehouse.core.delta import table_row_count
     from ecom_lakehouse.core.memory import release_freed_memory
-    from ecom_lakehouse.core.pipeline import archive_file, load_file, validate_file
+    from ecom_lakehouse.core.pipeline import archive_batch, load_batch, validate_batch
     from ecom_lakehouse.core.storage import Lake
     from ecom_lakehouse.resources.catalogs import DuckDbCatalog
 
@@ -113,15 +113,15 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
             contract = CONTRACTS[name]
             file_key = f"{contract.raw_folder}/{path.name}"
             # as the Dagster steps do: each step reads what the previous one wrote
-            validate_file(lake, contract, file_key)
+            validate_batch(lake, contract, [file_key], name)
             uri = lake.url(layout.table_path(name))
             before = table_row_count(uri, lake.storage_options()) or 0
-            loaded = load_file(lake, contract, file_key)
+            loaded = load_batch(lake, contract, name)
             release_freed_memory()  # as the merge engine does before the checks
             expected = before + loaded.outcome.inserted
             results = evaluate_checks(table_checks(contract), scalar, table_ref, expected)
             assert all(r.passed for r in results[:2]), results
-            archive_file(lake, loaded.upload)
+            archive_batch(lake, contract, name)
             catalog.register(lake, contract)
             rows += loaded.outcome.loaded
         return rows

@@ -22,7 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 from benchmarks.run import settle
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import merge_batch, open_or_create
+from ecom_lakehouse.core.delta import merge_upload, open_or_create
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import Upload
 
@@ -59,7 +59,7 @@ def _table(lake: Lake) -> str:
 
 def _timed_load(lake: Lake, batch: pa.Table, file_key: str) -> float:
     started = time.perf_counter()
-    merge_batch(ITEMS, lake, batch, Upload(file_key, "e", 1))
+    merge_upload(ITEMS, lake, batch, Upload(file_key, "e", 1))
     return time.perf_counter() - started
 
 

@@ -3,7 +3,8 @@
 Generates inputs at two scales with the project's generator, loads the same files with each
 contender in its own process (wall time, rows/s, peak memory), and reports the per-row cost (the
 slope between the scales) as ratios against the floor and the naive baseline, measured in the
-same run; then freshness under the daemon, the incremental merge cost and the fixed cost.
+same run; then freshness under the daemon, the incremental merge cost, the fixed cost, and the
+throughput of a stream of small files (``benchmarks/stream.py``).
 """
 
 import argparse
@@ -143,8 +144,9 @@ def main() -> None:
         "--baseline-repeat", type=int, default=1, help="the slow naive baseline: fewer runs"
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["freshness", "incremental", "fixed"]
+        "--skip", nargs="*", default=[], choices=["freshness", "incremental", "fixed", "stream"]
     )
+    parser.add_argument("--stream-files", type=int, default=1000)
     parser.add_argument("--incremental-rows", type=int, default=5_000_000)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = parser.parse_args()
@@ -180,6 +182,13 @@ def main() -> None:
         settle()
         report["freshness"] = freshness()
         print("freshness:", report["freshness"], flush=True)
+
+    if "stream" not in args.skip:
+        from benchmarks.stream import measure as stream
+
+        settle()
+        report["stream"] = stream(files=args.stream_files)
+        print("stream:", report["stream"], flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

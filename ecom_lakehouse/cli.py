@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -144,13 +145,19 @@ def query(sql: str, fmt: str) -> None:
 
 @main.command()
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--orders", type=click.IntRange(min=1), required=True, help="Number of orders.")
+@click.option(
+    "--orders",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Number of orders (of transactions, one file each, for --family transactions).",
+)
 @click.option(
     "--family",
-    type=click.Choice(["ecommerce", "thelook"]),
+    type=click.Choice(["ecommerce", "thelook", "transactions"]),
     default="ecommerce",
     show_default=True,
-    help="Which datasets: the seed formats (workbooks) or TheLook's exports (CSV).",
+    help="Which datasets: the seed formats (workbooks), TheLook's exports (CSV) or the "
+    "transaction stream (small JSON files).",
 )
 @click.option("--products", type=click.IntRange(min=1), default=None, help="Number of products.")
 @click.option("--days", type=click.IntRange(min=1), default=15, show_default=True)
@@ -167,9 +174,16 @@ def generate(
     seed: int,
 ) -> None:
     """Write synthetic files of a dataset family into OUT_DIR, laid out like raw/."""
-    from ecom_lakehouse.generators import ecommerce, thelook
+    from ecom_lakehouse.generators import GeneratedFiles, ecommerce, thelook, transactions
 
-    make = {"ecommerce": ecommerce.generate, "thelook": thelook.generate}[family]
+    generators: dict[str, Callable[..., GeneratedFiles]] = {
+        "ecommerce": ecommerce.generate,
+        "thelook": thelook.generate,
+        "transactions": transactions.generate,
+    }
+    make = generators[family]
+    if products and family == "transactions":
+        raise click.UsageError("--products does not apply to --family transactions")
     extra = {"products": products} if products else {}
     files = make(
         out_dir,

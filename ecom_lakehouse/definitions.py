@@ -11,9 +11,10 @@ from ecom_lakehouse.defs.ingest import ingest_definitions
 from ecom_lakehouse.defs.kpis import kpi_definitions
 from ecom_lakehouse.defs.notifications import notification_definitions
 from ecom_lakehouse.defs.sensors import automation_sensor_definitions, raw_sensor_definitions
+from ecom_lakehouse.defs.stream import generator_definitions
 from ecom_lakehouse.names import catalog_key, check_unique, kpi_names, names_of
 from ecom_lakehouse.resources import build_resources
-from ecom_lakehouse.resources.settings import SensorSettings
+from ecom_lakehouse.resources.settings import GeneratorSettings, SensorSettings
 
 
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
@@ -41,6 +42,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         raw_sensor_definitions(ingest, settings),
         automation_sensor_definitions(dg.AssetSelection.assets(*automated), settings),
         notification_definitions(ingest),
+        generator_definitions(GeneratorSettings.from_env(environ)),
         dg.Definitions(
             resources=build_resources(environ),
             # Steps are small and sequential: one process per run, not one per step.

@@ -22,11 +22,15 @@ AUTOMATION_SENSOR = "automation_sensor"
 CATALOG_JOB = "catalog_refresh"
 KPI_JOB = "kpi_refresh"
 CATALOG_POOL = "catalog"
+GENERATOR_JOB = "transactions_generator"
+GENERATOR_SCHEDULE = "transactions_generator_schedule"
 
 # Run tags
-FILE_TAG = "ecom_lakehouse/file"
+FILE_TAG = "ecom_lakehouse/file"  # a run of one file
 ETAG_TAG = "ecom_lakehouse/etag"
+FILES_TAG = "ecom_lakehouse/files"  # how many files a run took
 TRIGGER_TAG = "ecom_lakehouse/trigger"
+PARTITION_TAG = "dagster/partition"  # Dagster's, on a run of one partition
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Process what is in ``raw/`` now, in this process, through the real Dagster definitions:
-one evaluation of the raw sensor, then each run it requests, then the KPI tables those loads
-touched, then a catalog refresh."""
+one evaluation of the raw sensor, then each run it requests (a batch of files each), then the
+KPI tables those loads touched, then a catalog refresh."""
 
 import contextlib
 import logging
@@ -11,7 +11,11 @@ import dagster as dg
 
 from ecom_lakehouse.contracts import KPIS
 from ecom_lakehouse.core.reports import FileReport, KpiReport
-from ecom_lakehouse.defs.reports import kpi_reports_from_events, report_from_events
+from ecom_lakehouse.defs.reports import (
+    kpi_reports_from_events,
+    reports_from_events,
+    run_file_keys,
+)
 from ecom_lakehouse.names import CATALOG_JOB, KPI_JOB, RAW_SENSOR, TRIGGER_TAG, kpi_names
 from ecom_lakehouse.resources.notifications import Notifier
 from ecom_lakehouse.resources.settings import dagster_home
@@ -66,7 +70,9 @@ def ingest(
         sensor = defs.get_repository_def().get_sensor_def(RAW_SENSOR)
         # No cursor: everything in raw/ now is processed, including files whose earlier run
         # failed.
-        context = dg.build_sensor_context(resources=defs.resources, sensor_name=RAW_SENSOR)
+        context = dg.build_sensor_context(
+            instance=instance, resources=defs.resources, sensor_name=RAW_SENSOR
+        )
         # quiet: the sensor's warnings (files outside every dataset folder) are the caller's
         with contextlib.nullcontext() if verbose else _logging_disabled(logging.WARNING):
             result = sensor(context)
@@ -78,7 +84,7 @@ def ingest(
                 )
     notifier = (defs.resources or {})["notifier"]
     assert isinstance(notifier, Notifier)
-    reports = []
+    reports: list[FileReport] = []
     for request in result.run_requests or []:
         with timings.phase("ingest runs"):
             assert request.job_name, "the raw sensor names the job of every request"
@@ -86,13 +92,15 @@ def ingest(
                 partition_key=request.partition_key,
                 instance=instance,
                 tags={**request.tags, TRIGGER_TAG: "cli"},
-                run_config=run_config,
+                run_config={**run_config, **dict(request.run_config)},
                 raise_on_error=False,
             )
-        report = report_from_events(run.dagster_run, run.success, run.all_events)
+        files = run_file_keys(run.dagster_run)
+        run_reports = reports_from_events(run.dagster_run, run.success, run.all_events, files)
         with timings.phase("notifications"):
-            notifier.publish(report)
-        reports.append(report)
+            for report in run_reports:
+                notifier.publish(report)
+        reports += run_reports
     loaded = {r.dataset for r in reports if r.success}
     kpis = [n.table for kpi, n in ((k, kpi_names(k)) for k in KPIS.values())
             if any(source.dataset in loaded for source in kpi.inputs)]  # fmt: skip

@@ -174,6 +174,20 @@ def archived_files(target: Lake | Path) -> list[str]:
     return files
 
 
+def commits_per_upload(lake: Lake, table: str) -> dict[str, int]:
+    """How many commits of the table's log recorded each upload's transaction (exactly once
+    means 1 each). Read from the log itself, not through any engine."""
+    counts: dict[str, int] = {}
+    for info in lake.list(f"processed/{table}/_delta_log/"):
+        if not info.key.endswith(".json"):
+            continue
+        for line in lake.read(info.key)[0].decode().splitlines():
+            txn = json.loads(line).get("txn")
+            if txn:
+                counts[txn["appId"]] = counts.get(txn["appId"], 0) + 1
+    return counts
+
+
 def query(target: Stack | Lake, sql: str) -> list[tuple]:
     stack = (
         target

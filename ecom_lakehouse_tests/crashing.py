@@ -3,8 +3,8 @@ ingest``. No exception handler, ``finally`` block or atexit hook runs, as when a
 
 Points (the process kills itself the first time it passes one):
 
-- ``after_validation``: a file's good rows are in ``validated/``, nothing merged yet;
-- ``after_commit``: the Delta commit is in the table, the file is still in ``raw/``;
+- ``after_validation``: a batch's good rows are in ``validated/``, nothing merged yet;
+- ``after_commit``: the Delta commit is in the table, the files are still in ``raw/``;
 - ``after_archive_copy``: the file is in ``archived/`` and still in ``raw/``;
 - ``during_catalog_refresh``: half of the catalog's views are written.
 
@@ -43,7 +43,7 @@ def install(point: str) -> None:
     from ecom_lakehouse.defs import ingest
 
     if point == "after_validation":
-        after(ingest, "validate_file")
+        after(ingest, "validate_batch")
     elif point == "after_commit":
         after(pipeline, "merge_batch")
     elif point == "after_archive_copy":

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -21,11 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 @contextmanager
 def dagster_dev_process(
-    lake_dir: Path, home: Path, port: int, stderr: IO | int = subprocess.DEVNULL
+    lake_dir: Path,
+    home: Path,
+    port: int,
+    stderr: IO | int = subprocess.DEVNULL,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[subprocess.Popen]:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "deploy/local/dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "LAKEHOUSE_URI": str(lake_dir), "DAGSTER_HOME": str(home)}
+    env |= extra_env or {}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
          "-h", "127.0.0.1", "-p", str(port)],
@@ -68,12 +73,17 @@ class DagsterDevFailed(RuntimeError):
 
 
 @contextmanager
-def running_dagster_dev(workdir: Path) -> Iterator[tuple[int, Path, float]]:
+def running_dagster_dev(
+    workdir: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[tuple[int, Path, float]]:
     """`dagster dev` on a lake in ``workdir``, once its GraphQL answers: (port, lake folder,
     the moment the UI came up)."""
     lake_dir, home, port = workdir / "lake", workdir / "dagster_home", free_port()
     log = workdir / "dagster.log"
-    with log.open("w") as stderr, dagster_dev_process(lake_dir, home, port, stderr) as process:
+    with (
+        log.open("w") as stderr,
+        dagster_dev_process(lake_dir, home, port, stderr, extra_env) as process,
+    ):
         deadline = time.monotonic() + 90
         while True:
             try:

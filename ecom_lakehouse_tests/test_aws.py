@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +17,9 @@ from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import render, table_checks
 from ecom_lakehouse.core.landing import RawCursor, scan
-from ecom_lakehouse.core.pipeline import validate_file, validated_upload
+from ecom_lakehouse.core.pipeline import batch_uploads, validate_batch
 from ecom_lakehouse.definitions import build_defs
+from ecom_lakehouse.generators import transactions
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.sql_engines import AthenaSqlEngine
 from ecom_lakehouse.runner import ingest
@@ -145,7 +147,11 @@ def test_checks_run_on_athena_in_a_workgroup_with_a_result_location(moto_endpoin
         )
 
 
-def test_the_run_failure_sensor_publishes_to_sns(moto_endpoint, instance):
+def test_a_rejected_file_reaches_the_failure_topic_though_its_run_succeeded(
+    moto_endpoint, instance
+):
+    # a batch run rejects a file and goes on with the others, so the run succeeds; the person
+    # still hears about the rejected file on the failure topic
     stack = s3_stack(moto_endpoint)
     defs = stack.defs
     land(stack.lake, "orders", b"not,a,header\n", "bad.csv")
@@ -156,22 +162,22 @@ def test_the_run_failure_sensor_publishes_to_sns(moto_endpoint, instance):
         tags={"ecom_lakehouse/file": "orders/bad.csv"},
         raise_on_error=False,
     )
-    assert not result.success
+    assert result.success
     run = instance.get_run_by_id(result.run_id)
-    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-    sensor = defs.get_repository_def().get_sensor_def("file_failure_notifier")
+    success = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
+    sensor = defs.get_repository_def().get_sensor_def("file_success_notifier")
     context = dg.build_run_status_sensor_context(
-        sensor_name="file_failure_notifier",
-        dagster_event=failure,
+        sensor_name="file_success_notifier",
+        dagster_event=success,
         dagster_instance=instance,
         dagster_run=run,
         resources=defs.resources,
-    ).for_run_failure()
+    )
     sensor(context)
     (message,) = sqs_messages(stack)
     assert message["Subject"] == "[ecom-lakehouse] REJECTED: orders/bad.csv"
     assert f"/runs/{result.run_id}" in message["Message"]
-    assert "rejected (invalid_schema)" in message["Message"]
+    assert "(invalid_schema): header does not match" in message["Message"]
 
 
 def test_the_sensor_lists_past_one_page_of_keys_and_stays_cheap(moto_endpoint):
@@ -226,11 +232,36 @@ def test_the_cli_works_unchanged_on_an_s3_lake_from_any_folder(moto_endpoint, tm
         assert (profile, result.stdout, result.stderr) == (profile, "n\n60\n", "")
 
 
-def test_an_uploads_etag_and_version_are_read_from_the_validated_footer_alone(moto_endpoint):
+def test_a_validated_batch_names_each_files_upload_as_s3_listed_it(moto_endpoint):
     stack = s3_stack(moto_endpoint)
     contract = CONTRACTS["products"]
-    key = land(stack.lake, "products", csv_bytes([PRODUCTS_HEADER, [1, 1, "d", "p"]]), "p.csv")
-    file_key = key.removeprefix("raw/")
-    validated = validate_file(stack.lake, contract, file_key)
-    assert validated_upload(stack.lake, contract, file_key) == validated.upload
-    assert validated.upload.etag == validated.source.etag
+    keys = [
+        land(stack.lake, "products", csv_bytes([PRODUCTS_HEADER, [i, 1, "d", "p"]]), f"{i}.csv")
+        for i in (1, 2)
+    ]
+    file_keys = [k.removeprefix("raw/") for k in keys]
+    validated = validate_batch(stack.lake, contract, file_keys, "run-1")
+    assert batch_uploads(stack.lake, contract, "run-1") == validated.uploads
+    assert [u.etag for u in validated.uploads] == [stack.lake.head(k).etag for k in keys]
+
+
+def test_a_stream_of_transaction_files_on_s3_is_one_batch_and_a_glue_table(moto_endpoint, instance):
+    stack = s3_stack(moto_endpoint)
+    with tempfile.TemporaryDirectory() as folder:
+        transactions.generate(Path(folder), orders=25, days=1, seed=4)
+        for path in sorted(Path(folder).rglob("*.json")):
+            stack.lake.write(f"raw/{path.relative_to(folder)}", path.read_bytes())
+    reports = ingest(instance, stack.defs)
+    assert len(reports) == 25 and all(r.success for r in reports)
+    (run,) = [r for r in instance.get_runs() if r.job_name == "transactions_ingest"]
+    assert run.tags["ecom_lakehouse/files"] == "25"
+    glue = stack.client("glue")
+    table = glue.get_table(DatabaseName=stack.env["LAKEHOUSE_GLUE_DATABASE"], Name="transactions")
+    table = table["Table"]
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["transaction_date"]
+    columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
+    assert ("total_amount", "decimal(12,2)") in columns
+    assert ("day_of_week", "int") in columns
+    assert query(stack, "SELECT count(*), count(DISTINCT transaction_id) FROM transactions") == [
+        (25, 25)
+    ]

@@ -82,3 +82,30 @@ def test_a_thelook_file_reaches_the_kpi_table_without_anyone_acting(dagster_dev)
     assert [r for r in runs if r["status"] in ("FAILURE", "CANCELED")] == []
     automated = [r for r in runs if r["jobName"] == "__ASSET_JOB"]
     assert automated, "the KPI table was refreshed by declarative automation"
+
+
+def test_the_transactions_schedule_runs_and_its_files_are_loaded(tmp_path):
+    # every minute instead of every five, so the first tick comes within the test's minute
+    env = {
+        "LAKEHOUSE_TRANSACTIONS_GENERATOR": "running",
+        "LAKEHOUSE_TRANSACTIONS_CRON": "* * * * *",
+    }
+    with running_dagster_dev(tmp_path, env) as (port, lake_dir, ui_up):
+        deadline = ui_up + 150
+        rows = None
+        while time.monotonic() < deadline:
+            try:
+                rows = query(Lake(str(lake_dir)), "SELECT count(*) FROM transactions")
+            except Exception:  # no file loaded yet
+                rows = None
+            if rows and rows[0][0] >= 1 and not files_under(lake_dir, "raw"):
+                break
+            time.sleep(1)
+        else:
+            runs = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+            pytest.fail(f"no generated transaction loaded within 150 s: {rows}, runs={runs}")
+        runs = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+    generated = [r for r in runs if r["jobName"] == "transactions_generator"]
+    assert generated and all(r["status"] == "SUCCESS" for r in generated), runs
+    tags = {t["key"]: t["value"] for r in generated for t in r["tags"]}
+    assert tags.get("dagster/schedule_name") == "transactions_generator_schedule"

@@ -1,7 +1,7 @@
 """The delta-rs load: one row per key in the whole table, newest wins, exactly once per upload,
 audit columns on every row."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import delta, duckdb_sql, layout
-from ecom_lakehouse.core.delta import merge_batch, table_row_count, with_audit
+from ecom_lakehouse.core.delta import merge_upload, table_row_count, with_source
 from ecom_lakehouse.core.key_locations import locate_keys
 from ecom_lakehouse.core.readers import read_parts
 from ecom_lakehouse.core.storage import Lake
@@ -33,7 +33,7 @@ def table_uri(lake_dir: Path) -> str:
 
 def merge(uri: str, rows: pa.Table, file: str, version: int, **kw):
     lake = Lake(str(Path(uri).parents[1]))  # the table is <lake>/processed/orders
-    return merge_batch(ORDERS, lake, rows, Upload(file, "e", version, **kw))
+    return merge_upload(ORDERS, lake, rows, Upload(file, "e", version, **kw))
 
 
 def table(uri: str, columns: str = "order_id, total_amount") -> list[tuple]:
@@ -76,7 +76,7 @@ def test_a_moved_key_is_found_in_any_partition_when_statistics_cannot_tell(tmp_p
     merge(uri, batch(*(order(i, days[i % 4]) for i in range(1, 41))), "a", 1)
     # key 5 lives on day 2; it comes back on day 4, beside key 8 (unchanged, on day 1)
     rows = batch(order(5, days[3], amount=1), order(8, days[0]))
-    audited = with_audit(ORDERS, rows, Upload("b", "e", 2))
+    audited = with_source(ORDERS, rows, Upload("b", "e", 2))
     where = locate_keys(Lake(str(tmp_path)), DeltaTable(uri), ORDERS, audited)
     assert where.partitions == [date(2025, 4, 1), date(2025, 4, 2), date(2025, 4, 4)]
     outcome = merge(uri, rows, "b", 2)
@@ -194,13 +194,15 @@ def test_a_table_that_keeps_changing_under_a_load_fails_it_saying_so(tmp_path, m
     others = iter(range(100, 200))
 
     def another_writer_first(table, data, **kwargs):
-        other = with_audit(ORDERS, batch(order(next(others))), Upload("other", "e", 1))
-        real_append(uri, other, mode="append")  # commits between the look and the commit
+        other = with_source(ORDERS, batch(order(next(others))), Upload("other", "e", 1))
+        real_append(
+            uri, delta.loaded_batches(ORDERS, other, datetime.now(UTC)), mode="append"
+        )  # commits between the look and the commit
         return real_append(table, data, **kwargs)
 
     monkeypatch.setattr(delta, "write_deltalake", another_writer_first)
     monkeypatch.setattr(delta.time, "sleep", lambda seconds: None)
-    with pytest.raises(delta.TableBusy, match="stays in raw/"):
+    with pytest.raises(delta.TableBusy, match="stay in raw/"):
         merge(uri, batch(order(20)), "b", 2)
     assert 20 not in amounts(uri)  # nothing of it was written
     assert len(amounts(uri)) == 1 + delta.COMMIT_ATTEMPTS  # the other writer's rows all landed

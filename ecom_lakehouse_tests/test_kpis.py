@@ -3,6 +3,7 @@ independent computation (pandas over the CSV files, not the project's SQL); a la
 recomputes only the days it touched; DynamoDB holds exactly the KPI rows; automation refreshes
 them when their inputs change."""
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -123,7 +124,7 @@ def test_the_thelook_export_loads_completely_and_its_kpis_match_pandas(stack, in
     for report in reports:
         validated = report.metadata[f"{report.dataset}_validated"]
         # every row loaded or de-duplicated, with its reason; nothing else rejected
-        assert set(validated["rejected_by_reason"]) <= {"exact duplicate"}, validated
+        assert set(json.loads(validated["rejected_by_reason"])) <= {"exact duplicate"}, validated
         loaded = report.metadata[report.dataset]["rows_inserted"]
         assert validated["rows_read"] == loaded + validated["rows_rejected"]
     assert files_under(stack.lake, "raw") == []

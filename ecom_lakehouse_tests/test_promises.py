@@ -19,6 +19,7 @@ from ecom_lakehouse.runner import ingest
 from ecom_lakehouse_tests.conftest import (
     Stack,
     archived_files,
+    commits_per_upload,
     files_under,
     land,
     local_stack,
@@ -128,11 +129,12 @@ def test_an_older_file_processed_later_changes_nothing(stack, instance):
 
 
 def stale_line(instance: dg.DagsterInstance, run_id: str) -> str:
-    from ecom_lakehouse.defs.reports import report_for_run
+    from ecom_lakehouse.defs.reports import reports_for_run
 
     run = instance.get_run_by_id(run_id)
     assert run is not None
-    return report_for_run(instance, run).summary()
+    (report,) = reports_for_run(instance, run)
+    return report.summary()
 
 
 def test_a_newer_sequence_wins_over_a_later_upload(stack, instance):
@@ -150,11 +152,13 @@ def test_a_newer_sequence_wins_over_a_later_upload(stack, instance):
 
 
 def land_mixed(lake: Lake) -> None:
-    """Good files of three datasets and one rejected file."""
+    """Good files of three datasets and one rejected file; the orders (three files and the
+    rejected one) are one batch, so a crash finds a batch in flight."""
     products = [PRODUCTS_HEADER, [1, 1, "Books", "A"], [2, 1, "Books", "B"]]
     land(lake, "products", csv_bytes(products), "p.csv")
-    orders = [ORDERS_HEADER, *(order(i, f"2025-04-0{1 + i % 3}T10:00:00") for i in range(1, 40))]
-    land(lake, "orders", csv_bytes(orders), "o.csv")
+    for part, ids in enumerate((range(1, 14), range(14, 27), range(27, 40)), start=1):
+        orders = [ORDERS_HEADER, *(order(i, f"2025-04-0{1 + i % 3}T10:00:00") for i in ids)]
+        land(lake, "orders", csv_bytes(orders), f"o{part}.csv")
     items = [ITEMS_HEADER] + [
         [i, 1 + i % 39, 7, "", 1 + i % 2, 1, 0, "2025-04-02T10:00:00", "2025-04-02"]
         for i in range(1, 60)
@@ -165,7 +169,13 @@ def land_mixed(lake: Lake) -> None:
 
 def assert_converged(stack: Stack) -> None:
     assert files_under(stack.lake, "raw") == []
-    assert archived_files(stack.lake) == ["order-items/i.csv", "orders/o.csv", "products/p.csv"]
+    assert archived_files(stack.lake) == [
+        "order-items/i.csv",
+        "orders/o1.csv",
+        "orders/o2.csv",
+        "orders/o3.csv",
+        "products/p.csv",
+    ]
     rejected = files_under(stack.lake, "rejected")
     wrong = "invalid_schema/orders/wrong.csv"
     assert rejected == [wrong, f"{wrong}.reason.json"]
@@ -173,6 +183,9 @@ def assert_converged(stack: Stack) -> None:
     assert one_row_per_key(stack, "orders", "order_id") == 39
     assert one_row_per_key(stack, "order_items", "id") == 59
     assert query(stack, "SELECT sum(total_amount) FROM orders") == [(Decimal("409.50"),)]
+    # no file applied twice: each upload's transaction is in exactly one commit
+    commits = commits_per_upload(stack.lake, "orders")
+    assert len(commits) == 3 and set(commits.values()) == {1}, commits
 
 
 CRASH_POINTS = ["after_validation", "after_commit", "after_archive_copy", "during_catalog_refresh"]

@@ -1,6 +1,5 @@
 """The Spark engine: its batch logic on local pyspark (same rows as the local engine), its
-MERGE statement through Spark's own SQL parser, and its package. The Delta jars cannot be
-downloaded here, so Spark never executes the MERGE itself (see the README)."""
+MERGE statement through Spark's own SQL parser, and its package."""
 
 import io
 import subprocess
@@ -17,13 +16,11 @@ from pyspark.sql.types import _parse_datatype_string
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import merge_batch
 from ecom_lakehouse.core.merge_spec import KeyRange, merge_statement
-from ecom_lakehouse.core.pipeline import validate_file
+from ecom_lakehouse.core.pipeline import load_batch, validate_batch
 from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.spark import package
-from ecom_lakehouse.spark.batch import BatchRejected, ValidatedInput, prepare, read_validated
+from ecom_lakehouse.spark.batch import BatchRejected, prepare, read_uploads, read_validated
 from ecom_lakehouse.spark.tables import SOURCE_VIEW, create_table_statement
 from ecom_lakehouse_tests.conftest import REGION, land, shared_file
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
@@ -47,12 +44,11 @@ def spark():
     session.stop()
 
 
-def validated(lake: Lake, dataset: str, file_key: str) -> tuple[str, pa.Table]:
-    """A landed file through the local engine's validation: its validated Parquet's URI and
-    the rows the local engine would merge."""
-    validate_file(lake, CONTRACTS[dataset], file_key)
-    key = layout.validated_key(dataset, file_key)
-    return lake.url(key), pq.read_table(io.BytesIO(lake.read(key)[0]))
+def validated(lake: Lake, dataset: str, *file_keys: str) -> tuple[str, pa.Table]:
+    """Landed files through the local engine's validation, as one batch: its validated
+    Parquet's URI and the rows the local engine would merge."""
+    batch = validate_batch(lake, CONTRACTS[dataset], file_keys, "batch")
+    return lake.url(batch.key), pq.read_table(io.BytesIO(lake.read(batch.key)[0]))
 
 
 def rows(table: pa.Table, dataset: str) -> list[tuple]:
@@ -74,11 +70,11 @@ def test_the_spark_batch_is_the_local_engines_batch(spark, tmp_path, dataset, re
     contract = CONTRACTS[dataset]
     file_key = land(lake, contract.raw_folder, shared_file(relative)).removeprefix("raw/")
     uri, local = validated(lake, dataset, file_key)
-    batch = prepare(
-        read_validated(spark, [ValidatedInput(uri, Upload(file_key, "e", 1))]), contract
-    )
+    batch = prepare(read_validated(spark, uri), contract)
     assert rows(batch.toArrow(), dataset) == rows(local, dataset)
     assert len(local) > 0
+    (upload,) = read_uploads(spark, lake.url(layout.batch_manifest_key(dataset, "batch")))
+    assert upload.file_key == file_key and upload.etag == lake.head(f"raw/{file_key}").etag
 
 
 def test_several_files_in_one_batch_end_as_loading_them_one_by_one(spark, tmp_path):
@@ -90,16 +86,15 @@ def test_several_files_in_one_batch_end_as_loading_them_one_by_one(spark, tmp_pa
     second = land(
         lake, "orders", csv_bytes([ORDERS_HEADER, order(2, day, 7), order(3, day, 8)]), "b.csv"
     )
-    inputs = []
-    for version, key in enumerate([first, second], start=1):
-        upload = Upload(key.removeprefix("raw/"), "e", version)
-        uri, batch = validated(lake, "orders", upload.file_key)
-        merge_batch(ORDERS, lake, batch, upload)
-        inputs.append(ValidatedInput(uri, upload))
+    keys = [first.removeprefix("raw/"), second.removeprefix("raw/")]
+    for key in keys:  # each in a batch of its own, through the local engine
+        validate_batch(lake, ORDERS, [key], key.replace("/", "-"))
+        load_batch(lake, ORDERS, key.replace("/", "-"))
     from deltalake import DeltaTable
 
     one_by_one = DeltaTable(lake.url(layout.table_path("orders"))).to_pyarrow_table()
-    together = prepare(read_validated(spark, inputs), ORDERS).toArrow()
+    uri, _ = validated(lake, "orders", *keys)
+    together = prepare(read_validated(spark, uri), ORDERS).toArrow()
     assert rows(together, "orders") == rows(one_by_one, "orders")
     amounts = dict(
         zip(together["order_id"].to_pylist(), together["total_amount"].to_pylist(), strict=True)
@@ -118,13 +113,14 @@ def test_rows_that_break_the_contract_fail_the_batch_whole(spark, tmp_path):
             ),
             "total_amount": pa.array([Decimal("-1.00"), Decimal("2.00")], pa.decimal128(12, 2)),
             "date": pa.array([date(1970, 1, 1)] * 2),
+            "_source_file": ["orders/broken.csv"] * 2,
+            "_source_version": [1, 1],
         }
     )
     path = tmp_path / "broken.parquet"
     pq.write_table(broken, path)
     with pytest.raises(BatchRejected) as error:
-        inputs = [ValidatedInput(str(path), Upload("orders/broken.parquet", "e", 1))]
-        prepare(read_validated(spark, inputs), ORDERS).collect()
+        prepare(read_validated(spark, str(path)), ORDERS).collect()
     message = str(error.value)
     assert "order_id: required: 1" in message
     assert "rule total_amount_positive: 1" in message

@@ -22,6 +22,7 @@ from ecom_lakehouse.contracts.model import (
     TableSpec,
 )
 from ecom_lakehouse.contracts.thelook import THELOOK_ORDER_ITEMS, THELOOK_ORDERS, THELOOK_PRODUCTS
+from ecom_lakehouse.contracts.transactions import TRANSACTIONS
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -54,6 +55,7 @@ CONTRACTS: dict[str, DatasetContract] = {
         THELOOK_PRODUCTS,
         THELOOK_ORDERS,
         THELOOK_ORDER_ITEMS,
+        TRANSACTIONS,
     )
 }
 

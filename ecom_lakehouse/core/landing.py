@@ -10,10 +10,11 @@ same content keeps its ETag, and a re-uploaded file must still be processed and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ecom_lakehouse.contracts import DatasetContract, contract_for_raw_folder, load_rank
 from ecom_lakehouse.core import layout
@@ -46,6 +47,7 @@ class Landed:
     upload: Upload
     contract: DatasetContract
     last_modified: datetime
+    size: int
 
 
 @dataclass
@@ -76,8 +78,54 @@ def scan(objects: Iterable[ObjectInfo], cursor: RawCursor, lookback: timedelta) 
         if contract is None:
             unroutable.append(info.key)
             continue
-        new.append(Landed(upload, contract, info.last_modified))
+        new.append(Landed(upload, contract, info.last_modified, info.size))
     window_start = high_water - lookback if high_water else None
     kept = {k: e for k, (e, lm) in recent.items() if window_start is None or lm >= window_start}
     new.sort(key=lambda f: (load_rank(f.contract.name), f.last_modified, f.upload.file_key))
     return Tick(new, unroutable, RawCursor(high_water, kept))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Files of one dataset that one ingest run takes together."""
+
+    contract: DatasetContract
+    files: tuple[Landed, ...]
+
+    @property
+    def partition_key(self) -> str:
+        """The run's partition: the file's key for one file; for several, a batch key named
+        for the first file's upload time and a digest of every upload it takes."""
+        uploads = [f.upload for f in self.files]
+        if len(uploads) == 1:
+            return uploads[0].file_key
+        digest = hashlib.sha256("\n".join(u.run_key for u in uploads).encode()).hexdigest()
+        stamp = datetime.fromtimestamp(uploads[0].version / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
+        return layout.batch_partition_key(self.contract.raw_folder, stamp, digest[:16])
+
+
+def batches(new_files: Iterable[Landed], max_files: int, max_bytes: int) -> list[Batch]:
+    """The runs to request for newly landed uploads, in load order: grouped per dataset, in
+    landing order, up to ``max_files`` and ``max_bytes`` each (a larger file alone)."""
+    result: list[Batch] = []
+    open_batches: dict[str, list[Landed]] = {}
+    open_bytes: dict[str, int] = {}
+
+    def close(dataset: str) -> None:
+        files = open_batches.pop(dataset, [])
+        open_bytes.pop(dataset, None)
+        if files:
+            result.append(Batch(files[0].contract, tuple(files)))
+
+    for landed in new_files:
+        dataset = landed.contract.name
+        current = open_batches.setdefault(dataset, [])
+        size = open_bytes.get(dataset, 0)
+        if current and (len(current) >= max_files or size + landed.size > max_bytes):
+            close(dataset)
+            current, size = open_batches.setdefault(dataset, []), 0
+        current.append(landed)
+        open_bytes[dataset] = size + landed.size
+    for dataset in list(open_batches):
+        close(dataset)
+    return sorted(result, key=lambda b: load_rank(b.contract.name))  # stable: landing order

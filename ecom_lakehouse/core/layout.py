@@ -60,8 +60,15 @@ def upload_record_key(archived_key: str) -> str:
     return archived_key + ".upload.json"
 
 
-def validated_key(dataset: str, file_key: str) -> str:
-    return f"{VALIDATED}{dataset}/{name_in_folder(file_key)}.parquet"
+def validated_batch_key(dataset: str, batch_id: str) -> str:
+    """The good rows of a batch of files, typed, until the merge has them."""
+    return f"{VALIDATED}{dataset}/{batch_id}.parquet"
+
+
+def batch_manifest_key(dataset: str, batch_id: str) -> str:
+    """The uploads a validated batch holds (JSON lines: one upload per line), written after its
+    rows: the merge records each of them, the archive moves each of them."""
+    return f"{VALIDATED}{dataset}/{batch_id}.uploads.jsonl"
 
 
 def rejected_records_prefix(dataset: str) -> str:
@@ -77,7 +84,22 @@ def table_path(dataset: str) -> str:
 
 
 def is_landing_file(raw_key: str) -> bool:
-    """Folder markers and hidden/temporary files (``.DS_Store``, ``~$book.xlsx``, ``_SUCCESS``)
-    are not data: they stay where they are and are never processed."""
-    name = raw_key.rsplit("/", 1)[-1]
-    return bool(name) and not name.startswith((".", "~$", "_"))
+    """Folder markers and hidden/temporary files (``.DS_Store``, ``~$book.xlsx``, ``_SUCCESS``,
+    anything under a ``_temporary/`` or ``.staging/`` folder, as Spark and Hive hide them) are
+    not data: they stay where they are and are never processed."""
+    *folders, name = raw_key.split("/")
+    hidden = any(part.startswith((".", "_")) for part in folders[1:])
+    return bool(name) and not hidden and not name.startswith((".", "~$", "_"))
+
+
+BATCH_FOLDER = "_batch"  # hidden (see ``is_landing_file``): never the key of a landed file
+
+
+def batch_partition_key(raw_folder: str, stamp: str, digest: str) -> str:
+    """The partition of an ingest run that took several files: under the dataset's folder,
+    in a folder no landed file can be in."""
+    return f"{raw_folder}/{BATCH_FOLDER}/{stamp}-{digest}"
+
+
+def is_batch_partition_key(partition_key: str) -> bool:
+    return partition_key.split("/")[1:2] == [BATCH_FOLDER]

@@ -32,14 +32,21 @@ SOURCE, TARGET = "s", "t"
 class MergeOutcome:
     inserted: int
     updated: int
-    stale: int  # rows kept back: the table already holds a newer version of their key
+    # rows kept back: the table (or another file of the batch) holds a newer version of the key
+    stale: int
     table_version: int
-    already_committed: bool  # this upload's txn was in the table: nothing was written
+    # files of the batch whose upload the table had already recorded: their rows not written
+    committed_before: tuple[str, ...] = ()
 
     @property
     def loaded(self) -> int:
         """Rows of the batch the table now reflects (written, or superseded by newer ones)."""
         return self.inserted + self.updated + self.stale
+
+    @property
+    def already_committed(self) -> bool:
+        """Nothing was written: every upload was already in the table."""
+        return bool(self.committed_before) and not self.loaded
 
 
 @dataclass(frozen=True)

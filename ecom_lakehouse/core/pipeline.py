@@ -1,34 +1,45 @@
-"""The three steps a landed file goes through, as plain functions over the lake.
+"""The three steps landed files go through, as plain functions over the lake, a batch of files
+at a time (one file is a batch of one).
 
-validate -> merge -> archive. The Dagster assets are thin wrappers around these; keeping the
-steps free of Dagster lets the benchmarks and the Spark job reuse them as they are.
+validate -> merge -> archive. Each file keeps its own identity (its upload), its own rejects
+and reason, its own exactly-once record and its own archive move; the batch shares one pass of
+the checks, one file of validated rows and one Delta commit. The Dagster assets are thin
+wrappers around these; keeping the steps free of Dagster lets the benchmarks and the Spark job
+reuse them as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import SOURCE_FILE, SOURCE_VERSION, DatasetContract
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.delta import merge_batch
 from ecom_lakehouse.core.memory import release_freed_memory
 from ecom_lakehouse.core.merge_spec import MergeOutcome
-from ecom_lakehouse.core.readers import UnreadableFile, detect_format, iter_parts
+from ecom_lakehouse.core.readers import RawPart, UnreadableFile, detect_format, iter_parts
 from ecom_lakehouse.core.storage import Lake, ObjectChanged, ObjectInfo
 from ecom_lakehouse.core.uploads import Upload, millis
-from ecom_lakehouse.core.validation import InvalidSchema, ValidationResult, validate
+from ecom_lakehouse.core.validation import (
+    FILE_INDEX,
+    FileCheck,
+    InvalidSchema,
+    validate_files,
+)
 
 
 class FileRejected(Exception):
@@ -55,21 +66,45 @@ class SourceMissing(Exception):
         super().__init__(f"{file_key} is neither in {layout.RAW} nor in {layout.ARCHIVED}")
 
 
+FileProblem = SourceMissing | SourceChanged | FileRejected  # a file found not to be readable
+
+
 @dataclass
-class ValidatedFile:
-    upload: Upload
-    source: ObjectInfo
-    format: str
-    result: ValidationResult
-    validated_key: str
-    rejected_records_key: str | None
+class FileValidation:
+    """What validation made of one file of a batch."""
+
+    file_key: str
+    upload: Upload | None = None  # None: the file was not found, or rejected whole
+    source: ObjectInfo | None = None
+    format: str | None = None
+    check: FileCheck | None = None  # its rows' counts and rejected rows
+    rejection: FileRejected | None = None  # rejected whole, and moved under rejected/
+    missing: str = ""  # why it could not be found
+    rejected_records_key: str | None = None
 
 
-def locate_source(lake: Lake, file_key: str) -> tuple[ObjectInfo, Upload]:
-    """The file in ``raw/`` and its upload; or else its archived copy, a new delivery of the
-    upload the archive recorded (re-processing from the archive). A file another run has
-    rejected meanwhile is reported as rejected."""
-    info = lake.head(layout.raw_key(file_key))
+@dataclass
+class ValidatedBatch:
+    key: str  # the validated rows of every accepted file of the batch (typed Parquet)
+    files: list[FileValidation] = field(default_factory=list)
+
+    @property
+    def uploads(self) -> list[Upload]:
+        return [f.upload for f in self.files if f.upload is not None]
+
+
+def locate_source(
+    lake: Lake,
+    file_key: str,
+    listed: dict[str, ObjectInfo] | None = None,
+    redeliver: bool = True,
+) -> tuple[ObjectInfo, Upload]:
+    """The file in ``raw/`` and its upload (from ``listed``, a listing of its folder, when
+    given); or else its archived copy: a new delivery of the upload the archive recorded
+    (re-processing from the archive, applied once more), or with ``redeliver=False`` (a retry
+    of a run that already loaded it) that upload itself, which the table already has. A file
+    another run has rejected meanwhile is reported as rejected."""
+    info = listed.get(file_key) if listed is not None else lake.head(layout.raw_key(file_key))
     if info is not None:
         return info, Upload.of(info)
     archived = layout.archived_key(file_key)
@@ -80,7 +115,7 @@ def locate_source(lake: Lake, file_key: str) -> tuple[ObjectInfo, Upload]:
             upload = Upload(file_key, info.etag, millis(info.last_modified))
         else:
             upload = Upload.from_record(lake.read(record.key)[0])
-        return info, upload.redelivered(datetime.now(UTC))
+        return info, upload.redelivered(datetime.now(UTC)) if redeliver else upload
     for kind in get_args(layout.FileRejection):
         rejected = layout.rejected_file_key(kind, file_key)
         if lake.head(rejected) is not None:
@@ -115,62 +150,166 @@ def reject_file(
     return FileRejected(kind, reason, target)
 
 
-def validate_file(lake: Lake, contract: DatasetContract, file_key: str) -> ValidatedFile:
-    """Read and validate one landed file; write its good rows (typed Parquet) and its bad rows.
-
-    Raises FileRejected after moving a file that cannot be read or whose header is wrong.
-    """
+def validate_batch(
+    lake: Lake,
+    contract: DatasetContract,
+    file_keys: Sequence[str],
+    batch_id: str,
+    redeliver: bool = True,
+) -> ValidatedBatch:
+    """Read and check the files together (one pass of the checks however many there are); move
+    each file that cannot be read or whose header is wrong under ``rejected/`` with its
+    reason; write each file's rejected rows, and the accepted files' good rows, with where each
+    came from, as one typed Parquet file for the merge. One bad file holds back no other."""
     release_freed_memory()  # what earlier files' steps freed, before this one allocates
-    source, upload = locate_source(lake, file_key)
-    fmt = detect_format(file_key)
-    if fmt is None or fmt not in contract.formats:
-        raise reject_file(
-            lake,
-            source,
-            file_key,
-            "unreadable",
-            f"unsupported file type for {contract.name}: accepted formats are "
-            f"{', '.join(contract.formats)}",
-        )
+    batch = ValidatedBatch(layout.validated_batch_key(contract.name, batch_id))
+    by_key = {k: FileValidation(k) for k in dict.fromkeys(file_keys)}
+    batch.files = list(by_key.values())
+    listed = _listing(lake, contract)
     with _scratch() as scratch:
-        local, source, upload = _download(lake, file_key, scratch)
+        found = _readable(lake, contract, batch.files, listed, scratch, redeliver=redeliver)
+        checked = validate_files(contract, found)
+        for check in checked.files:
+            done = by_key[check.file_key]
+            done.check = check
+            if isinstance(check.error, InvalidSchema | UnreadableFile):
+                kind: layout.FileRejection = (
+                    "invalid_schema" if isinstance(check.error, InvalidSchema) else "unreadable"
+                )
+                _reject(lake, done, kind, str(check.error))
+        accepted = [f for f in batch.files if f.upload is not None]
+        _write_rejected_rows(lake, contract, accepted, scratch)
+        rows = _stamped(checked.valid, [by_key[c.file_key] for c in checked.files])
+        _write_parquet(lake, batch.key, rows, scratch)
+    # After the rows: a manifest is only ever found beside the rows it describes.
+    manifest = "".join(json.dumps(u.as_dict()) + "\n" for u in batch.uploads)
+    lake.write(layout.batch_manifest_key(contract.name, batch_id), manifest.encode())
+    return batch
+
+
+def _listing(lake: Lake, contract: DatasetContract) -> dict[str, ObjectInfo]:
+    """What is in the dataset's raw folder now (one listing, instead of a look per file)."""
+    prefix = layout.raw_key(contract.raw_folder + "/")
+    return {layout.file_key(info.key): info for info in lake.list(prefix)}
+
+
+def _readable(
+    lake: Lake,
+    contract: DatasetContract,
+    files: list[FileValidation],
+    listed: dict[str, ObjectInfo],
+    scratch: Path,
+    *,
+    redeliver: bool,
+) -> Iterator[tuple[str, Iterator[RawPart]]]:
+    """Each file that can be found and has a format the contract takes, downloaded into
+    ``scratch`` (and deleted once read), as parts to check; the others are recorded."""
+    for done, fetched in _prefetched(lake, files, listed, scratch, redeliver):
+        fmt = detect_format(done.file_key)
+        if isinstance(fetched, SourceMissing | SourceChanged):
+            done.missing = str(fetched)
+            continue
+        if isinstance(fetched, FileRejected):  # by another run, meanwhile
+            done.rejection = fetched
+            continue
+        local, done.source, upload = fetched
+        done.upload, done.format = upload, fmt
+        if fmt is None or fmt not in contract.formats:
+            accepted = ", ".join(contract.formats)
+            why = f"unsupported file type for {contract.name}: accepted formats are {accepted}"
+            _reject(lake, done, "unreadable", why)
+            local.unlink()
+            continue
+        yield done.file_key, iter_parts(local, fmt, contract.source_column_names)
+        local.unlink()  # read whole before the next file is asked for
+
+
+PREFETCH = 16  # downloads in flight while a file is read: a store's latency, not its bandwidth
+
+
+def _prefetched(
+    lake: Lake,
+    files: list[FileValidation],
+    listed: dict[str, ObjectInfo],
+    scratch: Path,
+    redeliver: bool,
+) -> Iterator[tuple[FileValidation, tuple[Path, ObjectInfo, Upload] | FileProblem]]:
+    """The files downloaded in order, up to ``PREFETCH`` ahead of the reader (each into a
+    folder of its own: two files may share a name)."""
+
+    def fetch(index: int, done: FileValidation) -> tuple[Path, ObjectInfo, Upload] | FileProblem:
+        folder = scratch / f"f{index}"
+        folder.mkdir()
         try:
-            parts = iter_parts(local, fmt, contract.source_column_names)
-            result = validate(contract, parts, file_key)
-        except UnreadableFile as exc:
-            raise reject_file(lake, source, file_key, "unreadable", str(exc)) from None
-        except InvalidSchema as exc:
-            raise reject_file(lake, source, file_key, "invalid_schema", str(exc)) from None
+            return _download(lake, done.file_key, folder, listed, redeliver)
+        except (SourceMissing, SourceChanged, FileRejected) as problem:
+            return problem
 
-        validated_key = layout.validated_key(contract.name, file_key)
-        valid = result.valid.replace_schema_metadata(
-            {**(result.valid.schema.metadata or {}), **upload.parquet_metadata()}
-        )
-        _write_parquet(lake, validated_key, valid, scratch)
-        rejects_key = layout.rejected_records_key(contract.name, file_key)
-        if result.rejected.num_rows:
-            _write_parquet(lake, rejects_key, result.rejected, scratch)
-        elif lake.head(rejects_key) is not None:
+    with ThreadPoolExecutor(max_workers=PREFETCH) as pool:
+        ahead: deque[tuple[FileValidation, Future]] = deque()
+        for index, done in enumerate(files):
+            ahead.append((done, pool.submit(fetch, index, done)))
+            if len(ahead) >= PREFETCH:
+                first, future = ahead.popleft()
+                yield first, future.result()
+        while ahead:
+            first, future = ahead.popleft()
+            yield first, future.result()
+
+
+def _reject(lake: Lake, done: FileValidation, kind: layout.FileRejection, reason: str) -> None:
+    assert done.source is not None
+    try:
+        done.rejection = reject_file(lake, done.source, done.file_key, kind, reason)
+    except SourceChanged as changed:
+        done.missing = str(changed)
+    done.upload = None
+
+
+def _write_rejected_rows(
+    lake: Lake, contract: DatasetContract, files: list[FileValidation], scratch: Path
+) -> None:
+    """Each file's rejected rows beside its dataset's; a re-processed file keeps no rejects of
+    an earlier attempt."""
+    existing = {info.key for info in lake.list(layout.rejected_records_prefix(contract.name))}
+    for done in files:
+        assert done.check is not None and done.check.rejected is not None
+        key = layout.rejected_records_key(contract.name, done.file_key)
+        if done.check.rejected.num_rows:
+            _write_parquet(lake, key, done.check.rejected, scratch)
+            done.rejected_records_key = key
+        elif key in existing:
             with contextlib.suppress(FileNotFoundError):  # another run deleted them first
-                lake.delete(
-                    rejects_key
-                )  # a re-processed file keeps no rejects of an earlier attempt
-    return ValidatedFile(
-        upload,
-        source,
-        fmt,
-        result,
-        validated_key,
-        rejects_key if result.rejected.num_rows else None,
-    )
+                lake.delete(key)
 
 
-def _download(lake: Lake, file_key: str, scratch: Path) -> tuple[Path, ObjectInfo, Upload]:
+def _stamped(valid: pa.Table, files: list[FileValidation]) -> pa.Table:
+    """The good rows of the accepted files, each with the file it came from and that upload's
+    version (audit columns), in place of the batch's file index."""
+    keys = pa.array([f.file_key for f in files], pa.string())
+    versions = pa.array([f.upload.version if f.upload else None for f in files], pa.int64())
+    index = valid.column(FILE_INDEX)
+    accepted = pa.array([f.upload is not None for f in files])
+    valid = valid.filter(pc.take(accepted, index))
+    index = valid.column(FILE_INDEX)
+    stamped = valid.drop_columns([FILE_INDEX])
+    stamped = stamped.append_column(SOURCE_FILE, pc.take(keys, index))
+    return stamped.append_column(SOURCE_VERSION, pc.take(versions, index))
+
+
+def _download(
+    lake: Lake,
+    file_key: str,
+    scratch: Path,
+    listed: dict[str, ObjectInfo],
+    redeliver: bool,
+) -> tuple[Path, ObjectInfo, Upload]:
     """The file saved into ``scratch``, with the object and upload it is. Another run may move
     it (archived or rejected) or a new upload replace it between the look and the download:
     then it is looked for again."""
-    for _ in range(DOWNLOAD_ATTEMPTS):
-        source, upload = locate_source(lake, file_key)
+    for attempt in range(DOWNLOAD_ATTEMPTS):
+        where = listed if attempt == 0 else None
+        source, upload = locate_source(lake, file_key, where, redeliver)
         try:
             local, downloaded = lake.download(source.key, scratch)
         except FileNotFoundError:
@@ -197,31 +336,27 @@ def _write_parquet(lake: Lake, key: str, table: pa.Table, scratch: Path) -> None
         lake.write(key, Path(local.name))
 
 
-def validated_upload(lake: Lake, contract: DatasetContract, file_key: str) -> Upload:
-    """The upload validation recorded for a file, read from the validated Parquet's footer
-    alone (two small ranged reads, however large the file)."""
-    key = layout.validated_key(contract.name, file_key)
-    footer_length = int.from_bytes(lake.read_tail(key, 8)[:4], "little")
-    footer = pq.read_schema(io.BytesIO(lake.read_tail(key, footer_length + 8)))
-    return Upload.from_parquet_metadata(footer.metadata, file_key)
+def batch_uploads(lake: Lake, contract: DatasetContract, batch_id: str) -> list[Upload]:
+    """The uploads of a validated batch (its manifest; FileNotFoundError when it has none)."""
+    data, _ = lake.read(layout.batch_manifest_key(contract.name, batch_id))
+    return [Upload.from_dict(json.loads(line)) for line in data.decode().splitlines() if line]
 
 
 @dataclass(frozen=True)
-class LoadedFile:
+class LoadedBatch:
     outcome: MergeOutcome
-    upload: Upload  # the upload whose rows were merged (read with them, from one object)
+    uploads: list[Upload]  # the uploads whose rows were merged (read with them, from one object)
 
 
-def load_file(lake: Lake, contract: DatasetContract, file_key: str) -> LoadedFile:
-    """MERGE the file's validated rows into its Delta table, exactly once per upload. The rows
-    and the upload they came from are one object: another run validating the file meanwhile
-    replaces both together."""
+def load_batch(lake: Lake, contract: DatasetContract, batch_id: str) -> LoadedBatch:
+    """MERGE the batch's validated rows into the dataset's table in one commit that records
+    every upload of the batch (exactly once per upload)."""
     release_freed_memory()  # what validation freed, before the merge allocates
+    uploads = batch_uploads(lake, contract, batch_id)
     with _scratch() as scratch:
-        local, _ = lake.download(layout.validated_key(contract.name, file_key), scratch)
-        batch = pq.read_table(local)
-    upload = Upload.from_parquet_metadata(batch.schema.metadata, file_key)
-    return LoadedFile(merge_batch(contract, lake, batch, upload), upload)
+        local, _ = lake.download(layout.validated_batch_key(contract.name, batch_id), scratch)
+        rows = pq.read_table(local)
+    return LoadedBatch(merge_batch(contract, lake, rows, uploads), uploads)
 
 
 @dataclass(frozen=True)
@@ -260,3 +395,26 @@ def archive_file(lake: Lake, upload: Upload) -> ArchiveOutcome:
             archived, moved=False, note="a newer upload replaced the file; left in raw/"
         )
     return ArchiveOutcome(archived, moved=True)
+
+
+def archive_batch(
+    lake: Lake, contract: DatasetContract, batch_id: str
+) -> dict[str, ArchiveOutcome]:
+    """Move every file whose rows the batch committed to ``archived/`` (call only after the
+    commit; the moves run side by side: each is a few round trips to the store); then the
+    batch's validated rows, merged, are removed (the manifest last). A batch whose manifest is
+    gone was archived whole by an earlier attempt: nothing to do."""
+    try:
+        uploads = batch_uploads(lake, contract, batch_id)
+    except FileNotFoundError:
+        return {}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        moved = list(pool.map(lambda upload: archive_file(lake, upload), uploads))
+    outcomes = {upload.file_key: outcome for upload, outcome in zip(uploads, moved, strict=True)}
+    for key in (
+        layout.validated_batch_key(contract.name, batch_id),
+        layout.batch_manifest_key(contract.name, batch_id),
+    ):
+        with contextlib.suppress(FileNotFoundError):
+            lake.delete(key)
+    return outcomes

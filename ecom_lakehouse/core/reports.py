@@ -18,6 +18,7 @@ class FileReport:
     rejection: str = ""  # invalid_schema / unreadable when the file was rejected whole
     moved_to: str = ""  # where a rejected file now is
     traceback: str = ""  # of an unexpected error (not of a rejection)
+    batch_files: int = 1  # how many files its run loaded (merged in one commit)
 
     @property
     def failed_checks(self) -> list[str]:
@@ -33,20 +34,26 @@ class FileReport:
 
     def summary(self) -> str:
         if self.rejection:
-            return f"REJECTED {self.file_key}: {self.error} -> {self.moved_to}"
+            return f"REJECTED {self.file_key} ({self.rejection}): {self.error} -> {self.moved_to}"
         if not self.success:
             return f"FAILED   {self.file_key}: {self.error}"
         v = self.metadata.get(f"{self.dataset}_validated", {})
         t = self.metadata.get(self.dataset, {})
         a = self.metadata.get(f"{self.dataset}_archived", {})
+        rows = (
+            f"{t.get('rows_inserted', 0)} inserted, {t.get('rows_updated', 0)} updated, "
+            f"{t.get('rows_stale', 0)} kept back as stale"
+        )
         if t.get("already_committed"):
             loaded = f"already committed in table version {t.get('table_version')}"
-        else:
+        elif self.batch_files > 1:
             loaded = (
-                f"{t.get('rows_inserted', 0)} inserted, {t.get('rows_updated', 0)} updated, "
-                f"{t.get('rows_stale', 0)} kept back as stale "
-                f"(table version {t.get('table_version')})"
+                f"{v.get('rows_valid', 0)} valid, committed in table version "
+                f"{t.get('table_version')} with the {self.batch_files} files its run loaded "
+                f"({rows})"
             )
+        else:
+            loaded = f"{rows} (table version {t.get('table_version')})"
         rejected = v.get("rows_rejected", 0)
         where = f" -> {v.get('rejected_records_path')}" if rejected else ""
         checks = f"; FAILED CHECKS: {', '.join(self.failed_checks)}" if self.failed_checks else ""

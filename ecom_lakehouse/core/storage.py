@@ -126,10 +126,6 @@ class Lake:
                 file.write(chunk)
         return target, _info(result.meta)
 
-    def read_tail(self, key: str, size: int) -> bytes:
-        """The last ``size`` bytes of an object (one ranged request)."""
-        return bytes(obstore.get(self.store, key, options={"range": {"suffix": size}}).bytes())
-
     def write(self, key: str, data: bytes | Path) -> None:
         """Bytes, or a local file's content (uploaded in parts when large)."""
         obstore.put(self.store, key, data)

@@ -20,16 +20,6 @@ from datetime import datetime
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.storage import ObjectInfo
 
-# Keys of the validated Parquet's schema metadata: the upload its rows came from.
-META_FILE_KEY = b"ecom_lakehouse.file_key"
-META_ETAG = b"ecom_lakehouse.source_etag"
-META_VERSION = b"ecom_lakehouse.upload_version"
-META_DELIVERY = b"ecom_lakehouse.delivery"
-
-
-class UploadMismatch(ValueError):
-    """Validated rows that are missing or belong to another file."""
-
 
 def millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
@@ -56,16 +46,30 @@ class Upload:
         """The version its exactly-once record carries: a re-delivery is applied once more."""
         return self.delivery if self.delivery is not None else self.version
 
+    def as_dict(self) -> dict[str, object]:
+        fields: dict[str, object] = {"file": self.file_key, "etag": self.etag}
+        fields["version"] = self.version
+        if self.delivery is not None:
+            fields["delivery"] = self.delivery
+        return fields
+
+    @classmethod
+    def from_dict(cls, fields: Mapping[str, object]) -> Upload:
+        delivery = fields.get("delivery")
+        return cls(
+            str(fields["file"]),
+            str(fields["etag"]),
+            int(str(fields["version"])),
+            int(str(delivery)) if delivery is not None else None,
+        )
+
     def record(self) -> bytes:
-        """What is kept beside the archived file (JSON)."""
-        return json.dumps(
-            {"file": self.file_key, "etag": self.etag, "version": self.version}, indent=2
-        ).encode()
+        """What is kept beside the archived file (JSON): the upload as it landed."""
+        return json.dumps(replace(self, delivery=None).as_dict(), indent=2).encode()
 
     @classmethod
     def from_record(cls, data: bytes) -> Upload:
-        fields = json.loads(data)
-        return cls(fields["file"], fields["etag"], int(fields["version"]))
+        return cls.from_dict(json.loads(data))
 
     @property
     def id(self) -> str:
@@ -83,29 +87,3 @@ class Upload:
         The ETag is part of the id because S3 last-modified times have one-second resolution:
         two different uploads within a second must not look like one."""
         return f"ecom-lakehouse/{dataset}/{self.file_key}@{self.etag}"
-
-    def parquet_metadata(self) -> dict[bytes, bytes]:
-        meta = {
-            META_FILE_KEY: self.file_key.encode(),
-            META_ETAG: self.etag.encode(),
-            META_VERSION: str(self.version).encode(),
-        }
-        if self.delivery is not None:
-            meta[META_DELIVERY] = str(self.delivery).encode()
-        return meta
-
-    @classmethod
-    def from_parquet_metadata(cls, meta: Mapping[bytes, bytes] | None, file_key: str) -> Upload:
-        """The upload recorded in a validated Parquet's metadata, checked to be ``file_key``'s."""
-        meta = meta or {}
-        if meta.get(META_FILE_KEY, b"").decode() != file_key:
-            raise UploadMismatch(
-                f"validated rows of {file_key} are missing or belong to another file"
-            )
-        delivery = meta.get(META_DELIVERY)
-        return cls(
-            file_key,
-            meta[META_ETAG].decode(),
-            int(meta[META_VERSION]),
-            int(delivery) if delivery is not None else None,
-        )

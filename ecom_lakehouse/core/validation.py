@@ -21,13 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.core.readers import RawPart, as_text, normalize_name
+from ecom_lakehouse.core.readers import RawPart, UnreadableFile, as_text, normalize_name
 
 REASON = "_reason"
 SOURCE_FILE = "_source_file"
 SOURCE_SHEET = "_source_sheet"
 SOURCE_ROW = "_source_row"
 SHEET_INDEX = "_sheet_index"
+FILE_INDEX = "_file_index"  # a file's place in a batch of files validated together
 RAW_PREFIX = "__raw__"
 
 
@@ -45,11 +46,7 @@ class ValidationResult:
 
     @property
     def rejected_by_reason(self) -> dict[str, int]:
-        counts: Counter[str] = Counter()
-        for reason in self.rejected.column(REASON).to_pylist():
-            for part in reason.split("; "):
-                counts[part.split(":", 1)[0]] += 1
-        return dict(counts.most_common())
+        return reasons_counted(self.rejected)
 
 
 def header_mapping(contract: DatasetContract, header: list[str]) -> tuple[list[int], list[str]]:
@@ -76,7 +73,9 @@ def header_mapping(contract: DatasetContract, header: list[str]) -> tuple[list[i
     return positions, extra
 
 
-def _aligned(contract: DatasetContract, part: RawPart, index: int) -> tuple[pa.Table, list[str]]:
+def _aligned(
+    contract: DatasetContract, part: RawPart, index: int, file_index: int = 0
+) -> tuple[pa.Table, list[str]]:
     """One part's columns in contract order (cells typed where the contract's type reads them
     as they are, text otherwise), plus source position columns."""
     where = f" (sheet {part.sheet!r})" if part.sheet is not None else ""
@@ -92,12 +91,14 @@ def _aligned(contract: DatasetContract, part: RawPart, index: int) -> tuple[pa.T
         cells.append(cell if reads_as_typed(cell.type, column.sql_type) else as_text(cell))
     columns = [
         *cells,
+        pa.array(np.full(n, file_index, dtype=np.int32)),
         pa.array([part.sheet] * n, pa.string()),
         pa.array(np.full(n, index, dtype=np.int32)),
         table.column(SOURCE_ROW),
     ]
     names = [
         *(RAW_PREFIX + c for c in contract.source_column_names),
+        FILE_INDEX,
         SOURCE_SHEET,
         SHEET_INDEX,
         SOURCE_ROW,
@@ -173,7 +174,9 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-POSITION = f"{SOURCE_SHEET}, {SHEET_INDEX}, {SOURCE_ROW}"
+POSITION = f"{FILE_INDEX}, {SOURCE_SHEET}, {SHEET_INDEX}, {SOURCE_ROW}"
+# A row's place: which file, which sheet, which row (what joins a row to its raw text).
+PLACE = (FILE_INDEX, SHEET_INDEX, SOURCE_ROW)
 
 
 def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType]) -> str:
@@ -215,19 +218,19 @@ def superseded_sql(contract: DatasetContract) -> str:
     key = _q(contract.primary_key)
     order = ", ".join(f"{_q(c)} DESC NULLS LAST" for c in contract.sequence_by)
     order = f"{order + ', ' if order else ''}{SHEET_INDEX} DESC, {SOURCE_ROW} DESC"
-    window = f"PARTITION BY {key} ORDER BY {order}"
+    window = f"PARTITION BY {FILE_INDEX}, {key} ORDER BY {order}"
     # The window sees only the columns it needs (and a hash of the row, to tell an exact copy
     # from a different version of the key); the losers' values are joined back after.
     values = ", ".join(_q(c) for c in contract.source_column_names)
     narrow = ", ".join(dict.fromkeys([key, *map(_q, contract.sequence_by), POSITION]))
     return f"""
 SELECT g.*, w._winner, w._row_hash = w._winner_hash AS _exact FROM (
-  SELECT {SHEET_INDEX}, {SOURCE_ROW}, _row_hash, row_number() OVER ({window}) AS _rank,
+  SELECT {", ".join(PLACE)}, _row_hash, row_number() OVER ({window}) AS _rank,
     first_value(coalesce({SOURCE_SHEET} || ' row ', 'row ') || {SOURCE_ROW})
       OVER ({window}) AS _winner,
     first_value(_row_hash) OVER ({window}) AS _winner_hash
   FROM (SELECT {narrow}, hash({values}) AS _row_hash FROM good)
-) w JOIN good g USING ({SHEET_INDEX}, {SOURCE_ROW})
+) w JOIN good g USING ({", ".join(PLACE)})
 WHERE w._rank > 1
 """
 
@@ -259,10 +262,10 @@ def _arrow(result: duckdb.DuckDBPyConnection) -> pa.Table:
 
 
 def _position(rows: pa.Table) -> pa.Array:
-    """Each row's place in the file as one number (sheet index, then row within the sheet)."""
-    sheet = pc.cast(rows.column(SHEET_INDEX), pa.int64())
-    at = pc.add(pc.multiply(sheet, 1 << 40), rows.column(SOURCE_ROW))
-    return at.combine_chunks()
+    """Each row's place as one number: file (up to 2^19 in a batch), sheet (2^12), row (2^32)."""
+    file = pc.multiply(pc.cast(rows.column(FILE_INDEX), pa.int64()), 1 << 44)
+    sheet = pc.multiply(pc.cast(rows.column(SHEET_INDEX), pa.int64()), 1 << 32)
+    return pc.add(pc.add(file, sheet), rows.column(SOURCE_ROW)).combine_chunks()
 
 
 def has_repeats(values: pa.ChunkedArray) -> bool:
@@ -288,7 +291,10 @@ class _RowChecker:
         self.contract = contract
         self.names = ", ".join(_q(c) for c in contract.source_column_names)
         text_ddl = ", ".join(f"{_q(c)} VARCHAR" for c in contract.source_column_names)
-        positions_ddl = f"{SOURCE_SHEET} VARCHAR, {SHEET_INDEX} INTEGER, {SOURCE_ROW} BIGINT"
+        positions_ddl = (
+            f"{FILE_INDEX} INTEGER, {SOURCE_SHEET} VARCHAR, {SHEET_INDEX} INTEGER,"
+            f" {SOURCE_ROW} BIGINT"
+        )
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")  # text timestamps without a zone are UTC
         self.con.execute(f"CREATE TEMP TABLE bad ({text_ddl}, {REASON} VARCHAR, {positions_ddl})")
@@ -326,18 +332,19 @@ class _RowChecker:
                 for c in contract.source_column_names
             )
             con.register("checked", checked)
+            on = " AND ".join(f"r.{c} = c.{c}" for c in PLACE)
             con.execute(
-                f"INSERT INTO bad SELECT {raw_text}, c.{REASON}, c.{SOURCE_SHEET},"
-                f" c.{SHEET_INDEX}, c.{SOURCE_ROW} FROM checked c JOIN raw r"
-                f" ON r.{SHEET_INDEX} = c.{SHEET_INDEX} AND r.{SOURCE_ROW} = c.{SOURCE_ROW}"
+                f"INSERT INTO bad SELECT {raw_text}, c.{REASON}, c.{FILE_INDEX}, c.{SOURCE_SHEET},"
+                f" c.{SHEET_INDEX}, c.{SOURCE_ROW} FROM checked c JOIN raw r ON {on}"
                 f" WHERE c.{REASON} IS NOT NULL"
             )
             con.unregister("checked")
         finally:
             con.unregister("raw")
 
-    def results(self, source_file: str) -> tuple[pa.Table, pa.Table]:
-        """The good rows de-duplicated (file order), and every rejected row with its reason."""
+    def results(self) -> tuple[pa.Table, pa.Table]:
+        """The good rows de-duplicated within their file (file order, with ``_file_index``),
+        and every rejected row with its reason (ordered by file, then place)."""
         con, contract, names = self.con, self.contract, self.names
         good = pa.concat_tables(self.good) if self.good else self._no_good_rows()
         self.good.clear()
@@ -346,7 +353,7 @@ class _RowChecker:
         # Most files repeat no key: then the window that de-duplicates is not needed.
         if has_repeats(good.column(contract.primary_key)):
             con.execute(f"CREATE TEMP TABLE superseded AS {superseded_sql(contract)}")
-            losers = _arrow(con.execute(f"SELECT {SHEET_INDEX}, {SOURCE_ROW} FROM superseded"))
+            losers = _arrow(con.execute(f"SELECT {', '.join(PLACE)} FROM superseded"))
             # The losers are few: filtering them out keeps the file's order with no sort.
             kept = pc.invert(pc.is_in(_position(good), value_set=_position(losers)))
             valid = good.filter(kept)
@@ -356,68 +363,158 @@ class _RowChecker:
             )
             superseded = (
                 f" UNION ALL SELECT {as_text}, {duplicate_reason(contract)},"
-                f" $source_file, {POSITION} FROM superseded"
+                f" {POSITION} FROM superseded"
             )
         else:  # the good rows are the answer as they are, in file order
             valid = good
         rejected = _arrow(
             con.execute(
                 f"SELECT * EXCLUDE ({SHEET_INDEX}) FROM ("
-                f"SELECT {names}, {REASON}, $source_file AS {SOURCE_FILE}, {POSITION} FROM bad"
-                f"{superseded}) ORDER BY {SHEET_INDEX}, {SOURCE_ROW}",
-                {"source_file": source_file},
+                f"SELECT {names}, {REASON}, {POSITION} FROM bad"
+                f"{superseded}) ORDER BY {', '.join(PLACE)}"
             )
         )
         con.unregister("good")
-        return valid.select(list(contract.column_names)), rejected
+        return valid.select([*contract.column_names, FILE_INDEX]), rejected
 
     def _no_good_rows(self) -> pa.Table:
         typed = ", ".join(f"NULL::{c.sql_type} AS {_q(c.name)}" for c in self.contract.columns)
         return _arrow(
             self.con.execute(
-                f"SELECT {typed}, NULL::VARCHAR AS {SOURCE_SHEET}, NULL::INTEGER AS {SHEET_INDEX},"
-                f" NULL::BIGINT AS {SOURCE_ROW} LIMIT 0"
+                f"SELECT {typed}, NULL::INTEGER AS {FILE_INDEX}, NULL::VARCHAR AS {SOURCE_SHEET},"
+                f" NULL::INTEGER AS {SHEET_INDEX}, NULL::BIGINT AS {SOURCE_ROW} LIMIT 0"
             )
         )
+
+
+@dataclass
+class FileCheck:
+    """One file of a batch validated together: what was read of it, or why it could not be."""
+
+    file_key: str
+    rows_read: int = 0
+    rows_valid: int = 0
+    rejected: pa.Table | None = None  # its rejected rows (text, reason, _source_file, place)
+    sheets: list[str] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+    malformed: list[tuple[str | None, int, str]] = field(default_factory=list)
+    error: UnreadableFile | InvalidSchema | None = None  # the whole file is rejected
+
+    @property
+    def rejected_by_reason(self) -> dict[str, int]:
+        return reasons_counted(self.rejected)
+
+
+def reasons_counted(rejected: pa.Table | None) -> dict[str, int]:
+    """How many rejected rows per reason (the part of each reason before its colon)."""
+    counts: Counter[str] = Counter()
+    for reason in rejected.column(REASON).to_pylist() if rejected is not None else []:
+        for part in reason.split("; "):
+            counts[part.split(":", 1)[0]] += 1
+    return dict(counts.most_common())
+
+
+@dataclass
+class BatchValidation:
+    valid: pa.Table  # the good rows of every readable file, typed, with ``_file_index``
+    files: list[FileCheck]
+
+
+def validate_files(
+    contract: DatasetContract, files: Iterable[tuple[str, Iterable[RawPart]]]
+) -> BatchValidation:
+    """Check every row of every file, the files of a batch together (one DuckDB pass however
+    many small files there are). A file that cannot be read or whose header is wrong is
+    reported with its error and contributes nothing; the others are not held back.
+
+    Parts are consumed in batches of rows: only the typed good rows already checked (and the
+    bad rows' text) are kept while the next parts are read."""
+    checks: list[FileCheck] = []
+    checker = _RowChecker(contract)
+    try:
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        for file_index, (file_key, parts) in enumerate(files):
+            check = FileCheck(file_key)
+            checks.append(check)
+            try:
+                for index, part in enumerate(parts):
+                    raw, extra = _aligned(contract, part, index, file_index)
+                    check.extra_columns += [e for e in extra if e not in check.extra_columns]
+                    if part.sheet is not None:
+                        check.sheets.append(part.sheet)
+                    check.malformed += [(part.sheet, n, why) for n, why in part.malformed]
+                    check.rows_read += raw.num_rows
+                    pending.append(raw)
+                    pending_rows += raw.num_rows
+                    if pending_rows >= BATCH_ROWS:
+                        checker.submit(pending)
+                        pending, pending_rows = [], 0
+            except (UnreadableFile, InvalidSchema) as exc:
+                check.error = exc
+                # a part holds the rows of one file; an empty part holds none to drop
+                pending = [
+                    t
+                    for t in pending
+                    if not t.num_rows or t.column(FILE_INDEX)[0].as_py() != file_index
+                ]
+                pending_rows = sum(t.num_rows for t in pending)
+        if pending:
+            checker.submit(pending)
+        checker.wait()
+        valid, rejected = checker.results()
+    finally:
+        checker.close()
+    failed = pa.array([i for i, c in enumerate(checks) if c.error], pa.int32())
+    if len(failed):  # rows of files rejected whole that were checked before the error showed
+        valid = valid.filter(pc.invert(pc.is_in(valid.column(FILE_INDEX), value_set=failed)))
+        rejected = rejected.filter(
+            pc.invert(pc.is_in(rejected.column(FILE_INDEX), value_set=failed))
+        )
+    _share_out(contract, checks, valid, rejected)
+    schema = contract.arrow_schema.append(pa.field(FILE_INDEX, pa.int32()))
+    return BatchValidation(valid.cast(schema), checks)
+
+
+def _share_out(
+    contract: DatasetContract, checks: list[FileCheck], valid: pa.Table, rejected: pa.Table
+) -> None:
+    """Each file's counts and rejected rows (with its key as ``_source_file``)."""
+    per_file = np.bincount(valid.column(FILE_INDEX).to_numpy(), minlength=len(checks))
+    indices = rejected.column(FILE_INDEX).to_numpy()
+    for file_index, check in enumerate(checks):
+        if check.error:
+            continue
+        check.rows_valid = int(per_file[file_index])
+        rows = rejected.filter(pa.array(indices == file_index)).drop_columns([FILE_INDEX])
+        rows = rows.add_column(
+            rows.schema.get_field_index(REASON) + 1,
+            SOURCE_FILE,
+            pa.repeat(pa.scalar(check.file_key), rows.num_rows),
+        )
+        if check.malformed:
+            malformed = _malformed_rows(contract, check.malformed, check.file_key)
+            rows = pa.concat_tables([rows, malformed.cast(rows.schema)])
+        check.rejected = rows
+        check.rows_read += len(check.malformed)
 
 
 def validate(
     contract: DatasetContract, parts: Iterable[RawPart], source_file: str
 ) -> ValidationResult:
-    """Check every row of every part. Parts are consumed in batches: only the typed good rows
-    already checked (and the bad rows' text) are kept while the next parts are read."""
-    rows_read, sheets, extra_columns = 0, [], []
-    malformed: list[tuple[str | None, int, str]] = []
-    checker = _RowChecker(contract)
-    try:
-        batch: list[pa.Table] = []
-        for index, part in enumerate(parts):
-            raw, extra = _aligned(contract, part, index)
-            extra_columns += [e for e in extra if e not in extra_columns]
-            if part.sheet is not None:
-                sheets.append(part.sheet)
-            malformed += [(part.sheet, line, reason) for line, reason in part.malformed]
-            rows_read += raw.num_rows
-            batch.append(raw)
-            if sum(t.num_rows for t in batch) >= BATCH_ROWS:
-                checker.submit(batch)
-                batch = []
-        if batch:
-            checker.submit(batch)
-        checker.wait()
-        valid, rejected = checker.results(source_file)
-    finally:
-        checker.close()
-    if malformed:
-        rejected = pa.concat_tables(
-            [rejected, _malformed_rows(contract, malformed, source_file).cast(rejected.schema)]
-        )
+    """One file's rows checked (see ``validate_files``); a file that cannot be read or whose
+    header is wrong raises."""
+    batch = validate_files(contract, [(source_file, parts)])
+    (check,) = batch.files
+    if check.error:
+        raise check.error
+    assert check.rejected is not None
     return ValidationResult(
-        valid=valid.cast(contract.arrow_schema),
-        rejected=rejected,
-        rows_read=rows_read + len(malformed),
-        sheets=sheets,
-        extra_columns=extra_columns,
+        valid=batch.valid.drop_columns([FILE_INDEX]),
+        rejected=check.rejected,
+        rows_read=check.rows_read,
+        sheets=check.sheets,
+        extra_columns=check.extra_columns,
     )
 
 

@@ -1,26 +1,37 @@
-"""The ingest factory: one contract in, the dataset's file-partitioned assets and job out.
+"""The ingest factory: one contract in, the dataset's assets and ingest job out.
 
-Per dataset, partitioned by file (one dynamic partition per landed file):
-``<dataset>_validated`` -> ``<dataset>`` (the Delta table) -> ``<dataset>_archived``, and the
-``<dataset>_ingest`` job that runs the three for one file.
+Per dataset: ``<dataset>_validated`` -> ``<dataset>`` (the Delta table) ->
+``<dataset>_archived``, and the ``<dataset>_ingest`` job that runs the three for what one run
+takes. A dynamic partition per run: a landed file's key when the run took that one file, a
+batch key (``<folder>/_batch/<time>-<digest>``) when it took several, listed in its run config.
+Each materialization carries a ``files`` table: what happened to each file of the run (one
+event per asset and run, however many files: per-file events would cost more than the files).
 """
 
+import functools
 import json
+from collections import Counter
 from collections.abc import Iterable
 
 import dagster as dg
+from pydantic import Field
 
 from ecom_lakehouse.contracts import Column, DatasetContract
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import table_checks
 from ecom_lakehouse.core.pipeline import (
-    FileRejected,
-    SourceChanged,
-    SourceMissing,
-    archive_file,
-    validate_file,
+    FileValidation,
+    archive_batch,
+    batch_uploads,
+    validate_batch,
 )
-from ecom_lakehouse.core.uploads import Upload
+from ecom_lakehouse.core.reporting import (
+    ALREADY_COMMITTED_FILES,
+    FILES,
+    FileValue,
+    metadata_value,
+    upload_metadata,
+)
 from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.merge_engines import Load, MergeEngine
@@ -48,79 +59,140 @@ def file_partitions(contract: DatasetContract) -> dg.DynamicPartitionsDefinition
     return dg.DynamicPartitionsDefinition(name=names_of(contract).partitions)
 
 
+class IngestFiles(dg.Config):
+    """What an ingest run takes: the landed files (keys under raw/) of a batch partition.
+    Empty for a file's own partition, which is the file."""
+
+    files: list[str] = Field(default_factory=list, description="Landed files (keys under raw/).")
+
+
+def run_files(context: dg.AssetExecutionContext, config: IngestFiles) -> list[str]:
+    key = context.partition_key
+    if config.files:
+        return config.files
+    if layout.is_batch_partition_key(key):
+        raise dg.Failure(
+            f"{key} is a batch of files, listed in the run config of the run that took it: "
+            "re-execute that run (or put a file back in raw/ to load it again on its own)"
+        )
+    return [key]
+
+
+def batch_id(context: dg.AssetExecutionContext) -> str:
+    """The run's batch: the same for every step of a run and for its re-executions, which
+    pick up what an earlier attempt validated."""
+    return context.run.root_run_id or context.run.run_id
+
+
+def file_validation(done: FileValidation) -> dict[str, FileValue]:
+    """One file's validation: its row of the validated materialization's ``files`` table."""
+    if done.rejection is not None:
+        r = done.rejection
+        return {
+            "file": done.file_key,
+            "status": "rejected",
+            "rejection": r.kind,
+            "reason": r.reason,
+            "moved_to": r.rejected_key,
+        }
+    if done.upload is None or done.check is None or done.source is None:
+        return {
+            "file": done.file_key,
+            "status": "missing",
+            "reason": done.missing or "the file could not be read",
+        }
+    check = done.check
+    return {
+        "file": done.file_key,
+        "status": "validated",
+        "source_etag": done.upload.etag,
+        "upload_version": done.upload.version,
+        "format": done.format or "",
+        "rows_read": check.rows_read,
+        "rows_valid": check.rows_valid,
+        "rows_rejected": check.rejected.num_rows if check.rejected is not None else 0,
+        "rejected_by_reason": json.dumps(check.rejected_by_reason),
+        "rejected_records_path": done.rejected_records_key or "",
+        "ignored_columns": ", ".join(check.extra_columns),
+    }
+
+
+def files_table(rows: list[dict[str, FileValue]]) -> dg.TableMetadataValue:
+    """Per-file outcomes as a table the UI shows (columns: every key any row has)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({c: row.get(c) for c in columns}) for row in rows],
+        schema=dg.TableSchema(columns=[dg.TableColumn(c, _kind(rows, c)) for c in columns]),
+    )
+
+
+def _kind(rows: list[dict[str, FileValue]], column: str) -> str:
+    values = [row[column] for row in rows if row.get(column) is not None]
+    return "int" if values and all(isinstance(v, int) for v in values) else "string"
+
+
 def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
-    """The dataset's file-partitioned assets and its ingest job."""
+    """The dataset's assets and its ingest job (see the module's docstring)."""
     ds, n = contract.name, names_of(contract)
     partitions = file_partitions(contract)
     checks = table_checks(contract)
     tags = {"dataset": ds}
     schema = column_schema(contract.table_columns, (contract.primary_key,))
+    ingest_asset = functools.partial(
+        dg.asset, partitions_def=partitions, group_name=n.group, tags=tags
+    )
 
-    @dg.asset(
+    @ingest_asset(
         key=n.validated,
-        partitions_def=partitions,
-        group_name=n.group,
         kinds={"parquet"},
-        tags=tags,
         description=(
-            f"A landed {ds} file, read and checked against the contract: good rows as typed "
-            f"Parquet under {layout.VALIDATED}{ds}/, bad rows under "
+            f"Landed {ds} files, read and checked against the contract together: good rows as "
+            f"typed Parquet under {layout.VALIDATED}{ds}/ (one file per run), bad rows under "
             f"{layout.rejected_records_prefix(ds)} with a reason. A file that cannot be read "
-            f"or whose header is wrong moves whole under {layout.REJECTED}."
+            f"or whose header is wrong moves whole under {layout.REJECTED}, with its reason in "
+            "the files table; the run's other files go on."
         ),
     )
-    def validated(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        try:
-            vf = validate_file(lake.lake(), contract, context.partition_key)
-        except FileRejected as rejected:
-            raise dg.Failure(
-                description=(
-                    f"{context.partition_key} rejected ({rejected.kind}): {rejected.reason}"
-                ),
-                metadata={
-                    "rejection": rejected.kind,
-                    "reason": rejected.reason,
-                    "moved_to": rejected.rejected_key,
-                },
-                allow_retries=False,
-            ) from None
-        except (SourceMissing, SourceChanged) as gone:
-            raise dg.Failure(description=str(gone), allow_retries=False) from None
-        r = vf.result
-        metadata: dict[str, dg.RawMetadataValue] = {
-            "source": vf.source.key,
-            "source_etag": vf.source.etag,
-            "format": vf.format,
-            "rows_read": r.rows_read,
-            "rows_valid": r.valid.num_rows,
-            "rows_rejected": r.rejected.num_rows,
-            "rejected_by_reason": dg.MetadataValue.json(r.rejected_by_reason),
-            "validated_path": vf.validated_key,
-            "dagster/row_count": r.valid.num_rows,
-        }
-        if r.sheets:
-            metadata["sheets"] = len(r.sheets)
-        if r.extra_columns:
-            metadata["ignored_columns"] = ", ".join(r.extra_columns)
-        if vf.rejected_records_key:
-            metadata["rejected_records_path"] = vf.rejected_records_key
-            context.log.warning(
-                f"{r.rejected.num_rows} of {r.rows_read} rows rejected: "
-                f"{json.dumps(r.rejected_by_reason)}"
-            )
-        return dg.MaterializeResult(metadata=metadata)
+    def validated(
+        context: dg.AssetExecutionContext, config: IngestFiles, lake: LakeResource
+    ) -> dg.MaterializeResult:
+        files = run_files(context, config)
+        context.log.info(f"{len(files)} file(s): {', '.join(files[:20])}")
+        # a re-execution takes its files as the run it retries did: one delivery, applied once
+        retry = context.run.root_run_id is not None
+        batch = validate_batch(lake.lake(), contract, files, batch_id(context), redeliver=not retry)
+        rows = [file_validation(done) for done in batch.files]
+        statuses = Counter(str(row["status"]) for row in rows)
+        for row in rows:
+            if row["status"] != "validated":
+                context.log.warning(f"{row['file']}: {row['status']}: {row['reason']}")
+            elif row["rows_rejected"]:
+                context.log.warning(
+                    f"{row['file']}: {row['rows_rejected']} of {row['rows_read']} rows "
+                    f"rejected: {row['rejected_by_reason']}"
+                )
+        return dg.MaterializeResult(
+            metadata={
+                FILES: files_table(rows),
+                "batch_files": len(rows),
+                "batch_files_validated": statuses["validated"],
+                "batch_files_rejected": statuses["rejected"],
+                "batch_files_missing": statuses["missing"],
+                "rows_read": sum(int(row.get("rows_read") or 0) for row in rows),
+                "dagster/row_count": sum(int(row.get("rows_valid") or 0) for row in rows),
+                "validated_path": batch.key,
+            }
+        )
 
-    @dg.asset(
+    @ingest_asset(
         key=n.table,
         deps=[n.validated],
-        partitions_def=partitions,
-        group_name=n.group,
         kinds={"deltalake"},
-        tags=tags,
         pool=n.pool,
         description=(
             f"{contract.description} Delta table at {layout.table_path(ds)}, upserted on "
-            f"{contract.primary_key}, exactly once per file."
+            f"{contract.primary_key}; a run's files are merged in one commit that records "
+            "each file's upload (exactly once per file). rows_* are the run's totals."
         ),
         metadata={
             "dagster/column_schema": schema,
@@ -139,51 +211,52 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         sql: SqlEngine,
         merge_engine: MergeEngine,
     ) -> dg.MaterializeResult:
-        the_lake = lake.lake()
+        the_lake, batch = lake.lake(), batch_id(context)
         context.add_asset_metadata(
             {
                 "dagster/uri": the_lake.url(layout.table_path(ds)),
                 "dagster/column_schema": schema,
             }
         )
-        request = Load(the_lake, sql, contract, checks, context.partition_key)
-        return merge_engine.load(context, request)
+        result = merge_engine.load(context, Load(the_lake, sql, contract, checks, batch))
+        version = int(metadata_value(result.metadata or {}, "table_version"))
+        before = set(metadata_value(result.metadata or {}, ALREADY_COMMITTED_FILES) or [])
+        uploads = batch_uploads(the_lake, contract, batch)
+        context.add_asset_metadata(
+            {
+                FILES: files_table(
+                    [
+                        {"file": u.file_key, **upload_metadata(u, version, u.file_key in before)}
+                        for u in uploads
+                    ]
+                )
+            }
+        )
+        return result
 
-    @dg.asset(
+    @ingest_asset(
         key=n.archived,
         deps=[n.table],
-        partitions_def=partitions,
-        group_name=n.group,
-        tags=tags,
-        description=f"The raw file, moved to {layout.ARCHIVED} once its rows are committed.",
+        description=f"The raw files, moved to {layout.ARCHIVED} once their rows are committed.",
     )
     def archived(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        outcome = archive_file(lake.lake(), _loaded_upload(context, n.table))
-        if outcome.note:
-            context.log.info(f"{context.partition_key}: {outcome.note}")
+        outcomes = archive_batch(lake.lake(), contract, batch_id(context))
+        if not outcomes:
+            context.log.info("nothing to archive: the run's files were archived by an earlier try")
+        for key, outcome in outcomes.items():
+            if outcome.note:
+                context.log.info(f"{key}: {outcome.note}")
+        rows: list[dict[str, FileValue]] = [
+            {"file": key, "status": "archived", "archived_to": o.archived_key, "moved": o.moved}
+            for key, o in outcomes.items()
+        ]
         return dg.MaterializeResult(
-            metadata={"archived_to": outcome.archived_key, "moved": outcome.moved}
+            metadata={FILES: files_table(rows), "batch_files_archived": len(rows)}
         )
 
     job = dg.define_asset_job(
         name=n.ingest_job,
         selection=dg.AssetSelection.assets(n.validated, n.table, n.archived),
-        partitions_def=partitions,
-        description=f"Validate, merge and archive one landed {ds} file.",
+        description=f"Validate, merge and archive a batch of landed {ds} files (or one).",
     )
     return dg.Definitions(assets=[validated, table, archived], jobs=[job])
-
-
-def _loaded_upload(context: dg.AssetExecutionContext, table: dg.AssetKey) -> Upload:
-    """The upload this file's latest table materialization committed."""
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=table, asset_partitions=[context.partition_key]), limit=1
-    ).records
-    if not records:
-        raise dg.Failure(f"{table.to_user_string()} has no materialization for this file yet")
-    materialization = records[0].asset_materialization
-    assert materialization is not None
-    meta = materialization.metadata
-    return Upload(
-        context.partition_key, str(meta["source_etag"].value), int(meta["upload_version"].value)
-    )

@@ -1,10 +1,11 @@
-"""Run status sensors that notify a person per file (through the notifier resource)."""
+"""Run status sensors that notify a person per file of a run (through the notifier resource):
+a rejected file goes to the failure topic even when its run, which loaded the others, succeeded."""
 
 from collections.abc import Iterable
 
 import dagster as dg
 
-from ecom_lakehouse.defs.reports import report_for_run
+from ecom_lakehouse.defs.reports import reports_for_run
 from ecom_lakehouse.resources.notifications import Notifier
 
 NOTIFICATIONS = (
@@ -16,7 +17,8 @@ NOTIFICATIONS = (
     (
         "file_success_notifier",
         dg.DagsterRunStatus.SUCCESS,
-        "A summary per loaded file (rows read, loaded, rejected; failed checks).",
+        "Per file of a run that succeeded: a summary of a loaded file (rows read, loaded, "
+        "rejected; failed checks), or a rejected file's reason (to the failure topic).",
     ),
 )
 
@@ -34,7 +36,8 @@ def notification_definitions(ingest: Iterable[dg.Definitions]) -> dg.Definitions
             description=description,
         )
         def notify(context: dg.RunStatusSensorContext, notifier: Notifier) -> None:
-            notifier.publish(report_for_run(context.instance, context.dagster_run))
+            for report in reports_for_run(context.instance, context.dagster_run):
+                notifier.publish(report)
 
         sensors.append(notify)
     return dg.Definitions(sensors=sensors)

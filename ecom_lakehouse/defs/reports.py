@@ -1,55 +1,107 @@
-"""A file's report (``core/reports.py``), read from a run's Dagster events."""
+"""Each file's report (``core/reports.py``), read from its run's Dagster events."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 
+from ecom_lakehouse.core.reporting import FILES
 from ecom_lakehouse.core.reports import FileReport, KpiReport
-from ecom_lakehouse.names import FILE_TAG, dataset_of_ingest_job
+from ecom_lakehouse.names import (
+    FILE_TAG,
+    PARTITION_TAG,
+    dataset_of_ingest_job,
+    names_of,
+)
 
 
-def report_from_events(
-    run: dg.DagsterRun, success: bool, events: Iterable[dg.DagsterEvent]
-) -> FileReport:
-    file_key = run.tags.get(FILE_TAG) or run.tags.get("dagster/partition", "?")
+def run_file_keys(run: dg.DagsterRun) -> list[str]:
+    """The files an ingest run took: those its run config lists (a batch), else its partition's
+    file."""
+    validated = names_of(dataset_of_ingest_job(run.job_name)).validated.to_python_identifier()
+    ops: Any = run.run_config.get("ops") or {}
+    files = (ops.get(validated) or {}).get("config", {}).get("files")
+    return list(files or []) or [run.tags.get(FILE_TAG) or run.tags.get(PARTITION_TAG, "?")]
+
+
+def _per_file(metadata: Mapping[str, dg.MetadataValue]) -> tuple[dict[str, Any], dict]:
+    """A materialization's run-level values, and its files table's rows by file."""
+    run_level = {k: v.value for k, v in metadata.items() if k != FILES}
+    files = metadata.get(FILES)
+    rows = files.value.records if isinstance(files, dg.TableMetadataValue) else []
+    return run_level, {str(r.data["file"]): dict(r.data) for r in rows}
+
+
+def reports_from_events(
+    run: dg.DagsterRun, success: bool, events: Iterable[dg.DagsterEvent], file_keys: Sequence[str]
+) -> list[FileReport]:
+    """One report per file of the run: what each asset's files table says happened to the
+    file; the run's checks and its failure (if any) concern every file it loaded."""
     dataset = dataset_of_ingest_job(run.job_name)
-    report = FileReport(file_key, dataset, success, run.run_id, run.job_name)
+    reports = {
+        key: FileReport(key, dataset, success, run.run_id, run.job_name) for key in file_keys
+    }
+    checks: dict[str, bool] = {}
+    failure: tuple[str, str, str] | None = None  # step, error, traceback
     for event in events:
         if event.is_step_materialization:
             mat = event.step_materialization_data.materialization
-            report.metadata[mat.asset_key.to_user_string()] = {
-                k: v.value for k, v in mat.metadata.items()
-            }
+            run_level, by_file = _per_file(mat.metadata)
+            for key, report in reports.items():
+                row = by_file.get(key, {})
+                report.metadata[mat.asset_key.to_user_string()] = {**run_level, **row}
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
-            report.checks[evaluation.check_name] = evaluation.passed
-        elif event.is_step_failure and not report.error:
-            failure = event.step_failure_data
-            report.failed_step = event.step_key or ""
-            user = failure.user_failure_data
-            if user and user.description:
-                report.error = user.description
-                meta = {k: v.value for k, v in (user.metadata or {}).items()}
-                report.rejection = str(meta.get("rejection", ""))
-                report.moved_to = str(meta.get("moved_to", ""))
-            elif failure.error:
-                cause = failure.error
-                while cause.cause is not None:  # Dagster wraps the error that was raised
-                    cause = cause.cause
-                first_line = (cause.message.strip().splitlines() or [""])[0]
-                report.error = f"{cause.cls_name}: {first_line}"
-                report.traceback = (
-                    "Traceback, from the run's event log:\n" + failure.error.to_string()
-                )
-    if not success and not report.error:
-        report.error = "the run failed before any step ran; see the run's logs"
-    return report
+            checks[evaluation.check_name] = evaluation.passed
+        elif event.is_step_failure and failure is None:
+            failure = (event.step_key or "", *_error_of(event.step_failure_data))
+    for report in reports.values():
+        validation = report.metadata.get(f"{dataset}_validated", {})
+        status = validation.get("status")
+        if status in ("rejected", "missing"):
+            report.success, report.failed_step = False, f"{dataset}_validated"
+        if status == "rejected":
+            report.rejection = str(validation.get("rejection", ""))
+            report.moved_to = str(validation.get("moved_to", ""))
+            report.error = str(validation.get("reason", ""))
+            continue
+        if status == "missing":
+            report.error = str(validation.get("reason", ""))
+            continue
+        report.checks = dict(checks)
+        if failure is not None:
+            report.success = False
+            report.failed_step, report.error, report.traceback = failure
+        elif not success:
+            report.error = "the run failed before any step ran; see the run's logs"
+    committed = [r for r in reports.values() if r.success]
+    for report in committed:
+        report.batch_files = len(committed)
+    return list(reports.values())
 
 
-def report_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> FileReport:
-    """The report of a finished ingest run, from the instance's event log."""
+def _error_of(failure: Any) -> tuple[str, str]:
+    """A step failure's one-line error (the cause Dagster wrapped) and its traceback."""
+    user = failure.user_failure_data
+    if user and user.description:
+        return user.description, ""
+    if not failure.error:
+        return "the step failed; see the run's logs", ""
+    cause = failure.error
+    while cause.cause is not None:  # Dagster wraps the error that was raised
+        cause = cause.cause
+    first_line = (cause.message.strip().splitlines() or [""])[0]
+    return (
+        f"{cause.cls_name}: {first_line}",
+        "Traceback, from the run's event log:\n" + failure.error.to_string(),
+    )
+
+
+def reports_for_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[FileReport]:
+    """The reports of a finished ingest run's files, from the instance's event log."""
     events = [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event]
-    return report_from_events(run, run.status == dg.DagsterRunStatus.SUCCESS, events)
+    success = run.status == dg.DagsterRunStatus.SUCCESS
+    return reports_from_events(run, success, events, run_file_keys(run))
 
 
 def kpi_reports_from_events(success: bool, events: Iterable[dg.DagsterEvent]) -> list[KpiReport]:

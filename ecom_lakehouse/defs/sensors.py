@@ -1,38 +1,65 @@
-"""The raw-zone sensor: one dynamic partition and one ingest run per newly landed upload
-(what is new is ``core/landing.py``'s to decide)."""
+"""The raw-zone sensor: a dynamic partition per newly landed file, and ingest runs that each
+take a batch of them (what is new, and how it is batched, is ``core/landing.py``'s to decide)."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 import dagster as dg
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.landing import RawCursor, Tick, scan
-from ecom_lakehouse.names import AUTOMATION_SENSOR, ETAG_TAG, FILE_TAG, RAW_SENSOR, names_of
+from ecom_lakehouse.core.landing import Batch, RawCursor, Tick, batches, scan
+from ecom_lakehouse.defs.ingest import IngestFiles
+from ecom_lakehouse.names import (
+    AUTOMATION_SENSOR,
+    ETAG_TAG,
+    FILE_TAG,
+    FILES_TAG,
+    RAW_SENSOR,
+    names_of,
+)
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.settings import SensorSettings
 
 
-def sensor_result(tick: Tick) -> dg.SensorResult:
-    by_partitions: dict[str, list[str]] = {}
-    requests = []
-    for landed in tick.new_files:
-        n, upload = names_of(landed.contract), landed.upload
-        by_partitions.setdefault(n.partitions, []).append(upload.file_key)
-        requests.append(
-            dg.RunRequest(
-                job_name=n.ingest_job,
-                partition_key=upload.file_key,
-                run_key=upload.run_key,
-                tags={FILE_TAG: upload.file_key, ETAG_TAG: upload.etag},
-            )
-        )
+def batch_run_request(batch: Batch) -> dg.RunRequest:
+    """One ingest run for the batch's files, on the batch's partition: the one file's, or a
+    batch's with the files in its run config (re-executing the run takes the same files)."""
+    n, uploads = names_of(batch.contract), [f.upload for f in batch.files]
+    tags = {FILES_TAG: str(len(uploads))}
+    if len(uploads) == 1:
+        (upload,) = uploads
+        tags |= {FILE_TAG: upload.file_key, ETAG_TAG: upload.etag}
+        return dg.RunRequest(
+            job_name=n.ingest_job, partition_key=batch.partition_key, run_key=upload.run_key,
+            tags=tags,
+        )  # fmt: skip
+    files = IngestFiles(files=[u.file_key for u in uploads])
+    return dg.RunRequest(
+        job_name=n.ingest_job,
+        partition_key=batch.partition_key,
+        run_key=batch.partition_key,  # names every upload it takes (a digest of them)
+        # only the ops' section: the run's other sections (loggers, ...) are the launcher's
+        run_config={"ops": {n.validated.to_python_identifier(): {"config": files.model_dump()}}},
+        tags=tags,
+    )
+
+
+def sensor_result(
+    tick: Tick, has_partition: Callable[[str, str], bool], settings: SensorSettings
+) -> dg.SensorResult:
+    """Runs for the tick's new uploads, in batches, each on its partition (added when new).
+    ``has_partition(name, key)``: whether a dynamic partitions definition has the key."""
+    planned = batches(tick.new_files, settings.max_files_per_run, settings.max_bytes_per_run)
+    added: dict[str, list[str]] = {}
+    for batch in planned:
+        name = names_of(batch.contract).partitions
+        if not has_partition(name, batch.partition_key):
+            added.setdefault(name, []).append(batch.partition_key)
     return dg.SensorResult(
-        run_requests=requests,
+        run_requests=[batch_run_request(b) for b in planned],
         dynamic_partitions_requests=[
-            dg.AddDynamicPartitionsRequest(name, sorted(set(keys)))
-            for name, keys in by_partitions.items()
+            dg.AddDynamicPartitionsRequest(name, keys) for name, keys in added.items()
         ],
         cursor=tick.cursor.dump(),
     )
@@ -50,8 +77,9 @@ def raw_sensor_definitions(
         minimum_interval_seconds=settings.interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            f"Lists {layout.RAW} and starts one ingest run per new upload of a file in a "
-            f"dataset's folder ({folders})."
+            f"Lists {layout.RAW} and starts ingest runs for the new uploads in the datasets' "
+            f"folders ({folders}): up to {settings.max_files_per_run} files of one dataset "
+            "per run; a re-uploaded file in a run of its own."
         ),
     )
     def raw_files_sensor(
@@ -62,7 +90,7 @@ def raw_sensor_definitions(
             context.log.warning(
                 f"{key} is not in a dataset folder ({folders}); it is left in raw/ untouched"
             )
-        return sensor_result(tick)
+        return sensor_result(tick, context.instance.has_dynamic_partition, settings)
 
     return dg.Definitions(sensors=[raw_files_sensor])
 

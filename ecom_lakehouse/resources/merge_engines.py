@@ -21,10 +21,9 @@ from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import CheckOutcome, TableCheck, evaluate_checks
 from ecom_lakehouse.core.delta import table_row_count
 from ecom_lakehouse.core.memory import release_freed_memory
-from ecom_lakehouse.core.pipeline import load_file, validated_upload
+from ecom_lakehouse.core.pipeline import load_batch
 from ecom_lakehouse.core.reporting import load_metadata
 from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.resources.aws import aws_client
 from ecom_lakehouse.resources.sql_engines import SqlEngine
 from ecom_lakehouse.spark.package import ENTRY_SCRIPT, PACKAGE_ZIP
@@ -47,18 +46,19 @@ def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
 
 @dataclass(frozen=True)
 class Load:
-    """One file's load, as the ``<dataset>`` asset asks for it."""
+    """One batch's load, as the ``<dataset>`` asset asks for it."""
 
     lake: Lake
     sql: SqlEngine  # where the checks' SQL runs (the Spark job runs its own)
     contract: DatasetContract
     checks: list[TableCheck]
-    file_key: str
+    batch_id: str  # the validated batch (its rows and its manifest of uploads)
 
 
 class MergeEngine(dg.ConfigurableResource, ABC):
-    """How one upload's validated rows reach their Delta table: the materialization of the
-    ``<dataset>`` asset (rows inserted and updated, table version) with its checks' results."""
+    """How a batch's validated rows reach their Delta table, every upload of it recorded
+    exactly once: the materialization of the ``<dataset>`` asset (rows inserted and updated,
+    table version, uploads already committed) with its checks' results."""
 
     @abstractmethod
     def load(self, context: dg.AssetExecutionContext, load: Load) -> dg.MaterializeResult: ...
@@ -71,12 +71,12 @@ class DeltaRsMergeEngine(MergeEngine):
         lake, sql = load.lake, load.sql
         uri = lake.url(layout.table_path(load.contract.name))
         rows_before = table_row_count(uri, lake.storage_options()) or 0
-        loaded = load_file(lake, load.contract, load.file_key)
-        outcome, upload = loaded.outcome, loaded.upload
-        if outcome.already_committed:
+        loaded = load_batch(lake, load.contract, load.batch_id)
+        outcome = loaded.outcome
+        if outcome.committed_before:
             context.log.info(
-                f"{upload.file_key} was already committed (table version "
-                f"{outcome.table_version}): nothing written"
+                f"already committed (table version {outcome.table_version}), not written again: "
+                f"{', '.join(outcome.committed_before)}"
             )
         # The checks read the table itself: its count must reconcile with this one. What the
         # merge freed goes back first: the checks' scan then peaks no higher than the merge.
@@ -89,23 +89,16 @@ class DeltaRsMergeEngine(MergeEngine):
             expected_rows,
         )
         return dg.MaterializeResult(
-            metadata=dict(load_metadata(outcome, upload, "local (delta-rs)", expected_rows)),
+            metadata=dict(
+                load_metadata(outcome, loaded.uploads, "local (delta-rs)", expected_rows)
+            ),
             check_results=[check_result(o) for o in outcomes],
         )
 
 
-def job_arguments(contract: DatasetContract, lake: Lake, upload: Upload) -> dict[str, str]:
-    """The Spark job's own arguments for one upload."""
-    arguments = {
-        "--dataset": contract.name,
-        "--lakehouse-uri": lake.uri,
-        "--file-key": upload.file_key,
-        "--etag": upload.etag,
-        "--upload-version": str(upload.version),
-    }
-    if upload.delivery is not None:
-        arguments["--delivery"] = str(upload.delivery)
-    return arguments
+def job_arguments(contract: DatasetContract, lake: Lake, batch_id: str) -> dict[str, str]:
+    """The Spark job's own arguments for one validated batch."""
+    return {"--dataset": contract.name, "--lakehouse-uri": lake.uri, "--batch-id": batch_id}
 
 
 class SparkMergeEngine(MergeEngine, ABC):
@@ -130,8 +123,7 @@ class SparkMergeEngine(MergeEngine, ABC):
     def start_job_run_params(self, arguments: dict[str, str]) -> dict[str, Any]: ...
 
     def load(self, context: dg.AssetExecutionContext, load: Load) -> dg.MaterializeResult:
-        upload = validated_upload(load.lake, load.contract, load.file_key)
-        params = self.start_job_run_params(job_arguments(load.contract, load.lake, upload))
+        params = self.start_job_run_params(job_arguments(load.contract, load.lake, load.batch_id))
         invocation = self.pipes_client().run(context=context, start_job_run_params=params)
         return invocation.get_materialize_result()
 

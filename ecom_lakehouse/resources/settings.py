@@ -53,6 +53,11 @@ class SensorSettings:
     # The least time between two evaluations of the automation conditions (catalog entries,
     # KPI tables): like the raw sensor's, on every visit of the daemon by default.
     automation_interval_seconds: int = 1
+    # How many of the files waiting in one dataset folder an ingest run takes at most, and how
+    # many bytes (like Auto Loader's maxFilesPerTrigger / maxBytesPerTrigger, and its default
+    # of 1000 files); a file larger than the byte cap is a batch of its own.
+    max_files_per_run: int = 1000
+    max_bytes_per_run: int = 256 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SensorSettings:
@@ -61,6 +66,31 @@ class SensorSettings:
             interval_seconds=int(env.get("LAKEHOUSE_SENSOR_INTERVAL_SECONDS", "1")),
             lookback_seconds=int(env.get("LAKEHOUSE_SENSOR_LOOKBACK_SECONDS", "900")),
             automation_interval_seconds=int(env.get("LAKEHOUSE_AUTOMATION_INTERVAL_SECONDS", "1")),
+            max_files_per_run=max(
+                1, int(env.get("LAKEHOUSE_MAX_FILES_PER_RUN", cls.max_files_per_run))
+            ),
+            max_bytes_per_run=int(env.get("LAKEHOUSE_MAX_BYTES_PER_RUN", cls.max_bytes_per_run)),
+        )
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """The transactions generator's schedule: a demo's stream, so stopped unless the
+    environment starts it (``make run`` does); it can be started from the UI too."""
+
+    cron: str = "*/5 * * * *"
+    files_per_tick: int = 1
+    transactions_per_file: int = 1
+    running: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GeneratorSettings:
+        env = environment(environ)
+        return cls(
+            cron=env.get("LAKEHOUSE_TRANSACTIONS_CRON", cls.cron),
+            files_per_tick=int(env.get("LAKEHOUSE_TRANSACTIONS_FILES_PER_TICK", "1")),
+            transactions_per_file=int(env.get("LAKEHOUSE_TRANSACTIONS_PER_FILE", "1")),
+            running=env.get("LAKEHOUSE_TRANSACTIONS_GENERATOR", "stopped") == "running",
         )
 
 

@@ -1,16 +1,16 @@
 """The Spark job's batch logic: validated rows read, cast, checked and de-duplicated by the
 dataset's contract, exactly as the local engine would load them.
 
-Input is the validated Parquet the ``<dataset>_validated`` asset wrote (typed, one row per key
-within a file). Several files may be loaded in one batch (a backfill): a key takes the newest
-values (the contract's sequence, then the later upload), as loading the files one after
-another would, in any order. Each row carries where it came from (the audit columns).
+Input is a validated batch the ``<dataset>_validated`` asset wrote: the typed rows of its files
+(one row per key within a file), each with where it came from (the audit columns), and a
+manifest of the batch's uploads. Across the files of a batch a key takes the newest values (the
+contract's sequence, then the later upload), as loading the files one after another would, in
+any order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -26,30 +26,21 @@ class BatchRejected(Exception):
     """Rows that should have been rejected by validation reached the Spark job."""
 
 
-@dataclass(frozen=True)
-class ValidatedInput:
-    uri: str  # the validated Parquet of one upload
-    upload: Upload
-
-
 def ddl(contract: DatasetContract) -> str:
     """The table's schema as Spark DDL (Glue/Hive types are Spark SQL types)."""
     return ", ".join(f"`{c.name}` {c.glue_type}" for c in contract.table_columns)
 
 
-def read_validated(spark: SparkSession, inputs: Sequence[ValidatedInput]) -> DataFrame:
-    frames = [
-        spark.read.parquet(item.uri)
-        .withColumn(SOURCE_FILE, F.lit(item.upload.file_key))
-        .withColumn(SOURCE_VERSION, F.lit(item.upload.version).cast("bigint"))
-        # increasing in file order: one file's row groups are read in order
-        .withColumn(FILE_ROW, F.monotonically_increasing_id())
-        for item in inputs
-    ]
-    batch = frames[0]
-    for frame in frames[1:]:
-        batch = batch.unionByName(frame)
-    return batch
+def read_validated(spark: SparkSession, uri: str) -> DataFrame:
+    """A validated batch's rows, numbered in file order (one file's row groups are read in
+    order)."""
+    return spark.read.parquet(uri).withColumn(FILE_ROW, F.monotonically_increasing_id())
+
+
+def read_uploads(spark: SparkSession, manifest_uri: str) -> list[Upload]:
+    """The uploads a validated batch's manifest lists (JSON lines)."""
+    text = spark.read.text(manifest_uri).collect()
+    return [Upload.from_dict(json.loads(row.value)) for row in text if row.value.strip()]
 
 
 def _broken(contract: DatasetContract) -> list[Column]:

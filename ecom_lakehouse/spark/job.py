@@ -1,9 +1,10 @@
-"""The Spark job: one upload's validated rows merged into its Delta table, reported back to
-Dagster through Pipes. Run by AWS Glue (the script the job points at calls ``main``) or EMR
-Serverless (the same, as the entry point), with this package on the Python path.
+"""The Spark job: a validated batch's rows merged into its Delta table, every upload of it
+recorded exactly once, reported back to Dagster through Pipes. Run by AWS Glue (the script the
+job points at calls ``main``) or EMR Serverless (the same, as the entry point), with this
+package on the Python path.
 
-    --dataset orders --lakehouse-uri s3://bucket --file-key orders/day.xlsx
-    --etag ... --upload-version ...   [--tables spark|delta-rs] [--pipes s3|env]
+    --dataset orders --lakehouse-uri s3://bucket --batch-id <run id>
+    [--tables spark|delta-rs] [--pipes s3|env]
 
 ``--pipes s3``: Pipes parameters on the command line, context and messages in S3 (Glue);
 ``--pipes env``: parameters in environment variables, messages on stdout for CloudWatch (EMR
@@ -35,8 +36,7 @@ from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import evaluate_checks, table_checks
 from ecom_lakehouse.core.reporting import load_metadata
-from ecom_lakehouse.core.uploads import Upload
-from ecom_lakehouse.spark.batch import ValidatedInput, prepare, read_validated
+from ecom_lakehouse.spark.batch import prepare, read_uploads, read_validated
 from ecom_lakehouse.spark.tables import DeltaRsTables, SparkDeltaTables, Tables
 
 Transport = tuple[PipesParamsLoader, PipesContextLoader, PipesMessageWriter]
@@ -74,10 +74,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ecom-lakehouse-spark-job", description=__doc__)
     parser.add_argument("--dataset", required=True, choices=sorted(CONTRACTS))
     parser.add_argument("--lakehouse-uri", required=True)
-    parser.add_argument("--file-key", required=True)
-    parser.add_argument("--etag", required=True)
-    parser.add_argument("--upload-version", required=True, type=int)
-    parser.add_argument("--delivery", type=int, default=None)
+    parser.add_argument("--batch-id", required=True)
     parser.add_argument("--tables", default="spark", choices=sorted(TABLES))
     parser.add_argument("--pipes", default="s3", choices=sorted(PIPES))
     args, _ = parser.parse_known_args(argv)
@@ -87,18 +84,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def load(spark: SparkSession, args: argparse.Namespace, pipes: PipesContext) -> None:
     contract = CONTRACTS[args.dataset]
     lake_uri = args.lakehouse_uri.rstrip("/")
-    upload = Upload(args.file_key, args.etag, args.upload_version, args.delivery)
-    validated = f"{lake_uri}/{layout.validated_key(contract.name, upload.file_key)}"
-    batch = prepare(read_validated(spark, [ValidatedInput(validated, upload)]), contract)
+    uploads = read_uploads(
+        spark, f"{lake_uri}/{layout.batch_manifest_key(contract.name, args.batch_id)}"
+    )
+    rows = read_validated(
+        spark, f"{lake_uri}/{layout.validated_batch_key(contract.name, args.batch_id)}"
+    )
+    batch = prepare(rows, contract)
     tables = TABLES[args.tables](spark, lake_uri)
     rows_before = tables.row_count(contract)
-    outcome = tables.merge(contract, batch, upload)
-    if outcome.already_committed:
-        pipes.log.info(f"{upload.file_key} was already committed: nothing written")
+    outcome = tables.merge(contract, batch, uploads)
+    if outcome.committed_before:
+        pipes.log.info(
+            f"already committed, not written again: {', '.join(outcome.committed_before)}"
+        )
     expected_rows = rows_before + outcome.inserted
     engine = f"spark ({args.tables})"
     pipes.report_asset_materialization(
-        metadata=load_metadata(outcome, upload, engine, tables.row_count(contract))
+        metadata=load_metadata(outcome, uploads, engine, tables.row_count(contract))
     )
     for check in evaluate_checks(
         table_checks(contract), tables.scalar, tables.table_ref, expected_rows

@@ -5,12 +5,13 @@ they cannot be downloaded here). Both give the local engine's outcome and run th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import SOURCE_FILE, DatasetContract
 from ecom_lakehouse.core.merge_spec import MergeOutcome, merge_statement
 from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.spark.batch import ddl, key_range
@@ -39,7 +40,7 @@ class Tables(Protocol):
     def row_count(self, contract: DatasetContract) -> int: ...
 
     def merge(
-        self, contract: DatasetContract, batch: DataFrame, upload: Upload
+        self, contract: DatasetContract, batch: DataFrame, uploads: Sequence[Upload]
     ) -> MergeOutcome: ...
 
     def table_ref(self, dataset: str) -> str: ...  # how the checks' SQL names a table
@@ -68,19 +69,38 @@ class SparkDeltaTables:
         self._create(contract)
         return _first(self.spark.sql(f"SELECT count(*) FROM {self._ref(contract.name)}"))
 
-    def merge(self, contract: DatasetContract, batch: DataFrame, upload: Upload) -> MergeOutcome:
+    def merge(
+        self, contract: DatasetContract, batch: DataFrame, uploads: Sequence[Upload]
+    ) -> MergeOutcome:
+        """One MERGE per upload, each carrying that upload's txn: Delta Spark's SQL writes take
+        one application transaction per commit (delta-rs commits a batch at once)."""
         self._create(contract)
+        inserted = updated = stale = 0
+        version, before = 0, []
+        for upload in uploads:
+            rows = batch.where(F.col(SOURCE_FILE) == upload.file_key)
+            done, outcome = self._merge_upload(contract, rows, upload)
+            version = outcome.table_version
+            inserted, updated, stale = (
+                inserted + outcome.inserted,
+                updated + outcome.updated,
+                stale + outcome.stale,
+            )
+            if done:
+                before.append(upload.file_key)
+        return MergeOutcome(inserted, updated, stale, version, tuple(before))
+
+    def _merge_upload(
+        self, contract: DatasetContract, rows: DataFrame, upload: Upload
+    ) -> tuple[bool, MergeOutcome]:
         before = self._last_commit(contract).get("version")
-        batch.createOrReplaceTempView(SOURCE_VIEW)
+        rows.createOrReplaceTempView(SOURCE_VIEW)
         self.spark.conf.set(TXN_APP_ID, upload.txn_app_id(contract.name))
-        self.spark.conf.set(TXN_VERSION, str(upload.version))
+        self.spark.conf.set(TXN_VERSION, str(upload.txn_version))
         try:
             self.spark.sql(
                 merge_statement(
-                    contract,
-                    self._ref(contract.name),
-                    SOURCE_VIEW,
-                    key_range(batch, contract),
+                    contract, self._ref(contract.name), SOURCE_VIEW, key_range(rows, contract)
                 )
             )
         finally:
@@ -88,14 +108,13 @@ class SparkDeltaTables:
             self.spark.conf.unset(TXN_VERSION)
         commit = self._last_commit(contract)
         if commit.get("version") == before:  # skipped: this upload's txn was in the table
-            return MergeOutcome(0, 0, 0, int(before or 0), already_committed=True)
+            return True, MergeOutcome(0, 0, 0, int(before or 0))
         metrics = commit.get("operationMetrics") or {}
         inserted = int(metrics.get("numTargetRowsInserted", 0))
         updated = int(metrics.get("numTargetRowsUpdated", 0))
         source_rows = int(metrics.get("numSourceRows", 0))
-        return MergeOutcome(
-            inserted, updated, source_rows - inserted - updated, int(commit["version"]), False
-        )
+        stale = source_rows - inserted - updated
+        return False, MergeOutcome(inserted, updated, stale, int(commit["version"]))
 
     def table_ref(self, dataset: str) -> str:
         return self._ref(dataset)
@@ -124,10 +143,12 @@ class DeltaRsTables:
 
         return table_row_count(self._uri(contract), self.lake.storage_options()) or 0
 
-    def merge(self, contract: DatasetContract, batch: DataFrame, upload: Upload) -> MergeOutcome:
+    def merge(
+        self, contract: DatasetContract, batch: DataFrame, uploads: Sequence[Upload]
+    ) -> MergeOutcome:
         from ecom_lakehouse.core.delta import merge_batch
 
-        return merge_batch(contract, self.lake, batch.toArrow(), upload)
+        return merge_batch(contract, self.lake, batch.toArrow(), uploads)
 
     def table_ref(self, dataset: str) -> str:
         from ecom_lakehouse.core.duckdb_sql import delta_scan
