@@ -18,8 +18,10 @@ Load = Callable[[], int]
 
 
 def input_files(input_dir: Path) -> dict[str, Path]:
-    """dataset -> its one generated file (the generator's layout is the raw/ layout)."""
-    return {name: next((input_dir / c.raw_folder).iterdir()) for name, c in CONTRACTS.items()}
+    """dataset -> its one generated file (the generator's layout is the raw/ layout), for the
+    datasets the inputs have (the seed family's), in load order."""
+    folders = {name: input_dir / c.raw_folder for name, c in CONTRACTS.items()}
+    return {name: next(folder.iterdir()) for name, folder in folders.items() if folder.is_dir()}
 
 
 def floor(input_dir: Path, work_dir: Path) -> Load:

@@ -127,8 +127,8 @@ def files_table(rows: list[dict[str, FileValue]]) -> dg.TableMetadataValue:
 
 
 def _kind(rows: list[dict[str, FileValue]], column: str) -> str:
-    values = [row[column] for row in rows if row.get(column) is not None]
-    return "int" if values and all(isinstance(v, int) for v in values) else "string"
+    kinds = {type(row[column]) for row in rows if row.get(column) is not None}
+    return {frozenset({bool}): "bool", frozenset({int}): "int"}.get(frozenset(kinds), "string")
 
 
 def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
