@@ -136,9 +136,16 @@ def newest_per_key(contract: DatasetContract, rows: pa.Table) -> pa.Table:
     then the upload's version, then the file (what the MERGE's condition would keep)."""
     if not has_repeats(rows.column(contract.primary_key)):
         return rows
-    order = [(contract.primary_key, "ascending")]
-    order += [(c, "descending") for c in (*contract.sequence_by, SOURCE_VERSION, SOURCE_FILE)]
-    ordered = rows.sort_by(order, null_placement="at_end")
+    order = [(contract.primary_key, "ascending", "at_end")]
+    order += [(c, "descending", "at_end") for c in (*contract.sequence_by, SOURCE_VERSION)]
+    order += [(SOURCE_FILE, "descending", "at_end")]
+    # sorted on the ordering columns alone, the file key as text (Arrow does not sort a
+    # dictionary column); then the rows are taken in that order
+    names = [name for name, *_ in order]
+    keys = rows.select(names[:-1]).append_column(
+        SOURCE_FILE, rows.column(SOURCE_FILE).cast(pa.string())
+    )
+    ordered = rows.take(pc.sort_indices(keys, sort_keys=order))
     keys = ordered.column(contract.primary_key).combine_chunks()
     first = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1)).fill_null(True)
     return ordered.filter(pa.concat_arrays([pa.array([True]), first]))
