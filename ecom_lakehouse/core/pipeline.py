@@ -31,7 +31,13 @@ from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.delta import merge_batch
 from ecom_lakehouse.core.memory import release_freed_memory
 from ecom_lakehouse.core.merge_spec import MergeOutcome
-from ecom_lakehouse.core.readers import RawPart, UnreadableFile, detect_format, iter_parts
+from ecom_lakehouse.core.readers import (
+    RawPart,
+    Source,
+    UnreadableFile,
+    detect_format,
+    iter_parts,
+)
 from ecom_lakehouse.core.storage import Lake, ObjectChanged, ObjectInfo
 from ecom_lakehouse.core.uploads import Upload, millis
 from ecom_lakehouse.core.validation import (
@@ -218,10 +224,10 @@ def _readable(
             accepted = ", ".join(contract.formats)
             why = f"unsupported file type for {contract.name}: accepted formats are {accepted}"
             _reject(lake, done, "unreadable", why)
-            local.unlink()
+            _discard(local)
             continue
         yield done.file_key, iter_parts(local, fmt, contract.source_column_names)
-        local.unlink()  # read whole before the next file is asked for
+        _discard(local)  # read whole before the next file is asked for
 
 
 PREFETCH = 16  # downloads in flight while a file is read: a store's latency, not its bandwidth
@@ -233,13 +239,12 @@ def _prefetched(
     listed: dict[str, ObjectInfo],
     scratch: Path,
     redeliver: bool,
-) -> Iterator[tuple[FileValidation, tuple[Path, ObjectInfo, Upload] | FileProblem]]:
+) -> Iterator[tuple[FileValidation, tuple[Source, ObjectInfo, Upload] | FileProblem]]:
     """The files downloaded in order, up to ``PREFETCH`` ahead of the reader (each into a
     folder of its own: two files may share a name)."""
 
-    def fetch(index: int, done: FileValidation) -> tuple[Path, ObjectInfo, Upload] | FileProblem:
-        folder = scratch / f"f{index}"
-        folder.mkdir()
+    def fetch(index: int, done: FileValidation) -> tuple[Source, ObjectInfo, Upload] | FileProblem:
+        folder = scratch / f"f{index}"  # made only for a file saved to disk
         try:
             return _download(lake, done.file_key, folder, listed, redeliver)
         except (SourceMissing, SourceChanged, FileRejected) as problem:
@@ -307,15 +312,20 @@ def _download(
     scratch: Path,
     listed: dict[str, ObjectInfo],
     redeliver: bool,
-) -> tuple[Path, ObjectInfo, Upload]:
-    """The file saved into ``scratch``, with the object and upload it is. Another run may move
-    it (archived or rejected) or a new upload replace it between the look and the download:
-    then it is looked for again."""
+) -> tuple[Source, ObjectInfo, Upload]:
+    """The file, with the object and upload it is: in memory when small (a stream's files),
+    else saved into ``scratch``. Another run may move it (archived or rejected) or a new upload
+    replace it between the look and the download: then it is looked for again."""
     for attempt in range(DOWNLOAD_ATTEMPTS):
         where = listed if attempt == 0 else None
         source, upload = locate_source(lake, file_key, where, redeliver)
+        local: Source
         try:
-            local, downloaded = lake.download(source.key, scratch)
+            if source.size <= IN_MEMORY_BYTES:
+                local, downloaded = lake.read(source.key)
+            else:
+                scratch.mkdir(exist_ok=True)
+                local, downloaded = lake.download(source.key, scratch)
         except FileNotFoundError:
             continue
         if downloaded.etag == source.etag:
@@ -324,6 +334,12 @@ def _download(
 
 
 DOWNLOAD_ATTEMPTS = 5
+IN_MEMORY_BYTES = 1024 * 1024  # PREFETCH of these at most are held at once
+
+
+def _discard(local: Source) -> None:
+    if isinstance(local, Path):
+        local.unlink()
 
 
 @contextmanager
