@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -102,6 +104,24 @@ def test_the_catalog_entry_is_updated_only_when_it_differs(moto_endpoint):
     assert catalog.register(stack.lake, products)["action"] == "updated"
     table = glue.get_table(DatabaseName=database, Name="products")["Table"]
     assert table["StorageDescriptor"]["Location"] == f"{stack.lake.uri}/processed/products/"
+
+
+def test_writers_registering_one_table_at_once_all_succeed(moto_endpoint):
+    """Concurrent ingests each register the table: the ones that lose the create race update
+    or keep the winner's entry instead of failing their run."""
+    stack = s3_stack(moto_endpoint)
+    catalog = build_resources(stack.env)["catalog"]
+    products = CONTRACTS["products"]
+    start = threading.Barrier(12)
+
+    def register(_: int) -> str:
+        start.wait()
+        return catalog.register(stack.lake, products)["action"]
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        actions = list(pool.map(register, range(12)))
+    assert actions.count("created") == 1, actions
+    assert set(actions) <= {"created", "unchanged", "updated"}
 
 
 def queue_athena_results(endpoint: str, values: list[int]) -> None:

@@ -102,23 +102,29 @@ class GlueCatalog(Catalog):
         with contextlib.suppress(glue.exceptions.AlreadyExistsException):
             glue.create_database(DatabaseInput={"Name": self.database})
         wanted = self.table_input(lake, spec)
-        try:
-            current = glue.get_table(DatabaseName=self.database, Name=spec.name)["Table"]
-        except glue.exceptions.EntityNotFoundException:
-            glue.create_table(DatabaseName=self.database, TableInput=wanted)
-            action = "created"
-        else:
-            if _same_entry(current, wanted):
-                action = "unchanged"
-            else:
-                glue.update_table(DatabaseName=self.database, TableInput=wanted)
-                action = "updated"
+        action = self._create_or_update(glue, wanted)
         return {
             "glue_database": self.database,
             "glue_table": spec.name,
             "location": wanted["StorageDescriptor"]["Location"],
             "action": action,
         }
+
+    def _create_or_update(self, glue: Any, wanted: dict[str, Any]) -> str:
+        """Concurrent writers register the same table: a create that loses the race to another
+        writer's create falls back to comparing (and updating) the entry that writer made."""
+        try:
+            current = glue.get_table(DatabaseName=self.database, Name=wanted["Name"])["Table"]
+        except glue.exceptions.EntityNotFoundException:
+            try:
+                glue.create_table(DatabaseName=self.database, TableInput=wanted)
+                return "created"
+            except glue.exceptions.AlreadyExistsException:
+                current = glue.get_table(DatabaseName=self.database, Name=wanted["Name"])["Table"]
+        if _same_entry(current, wanted):
+            return "unchanged"
+        glue.update_table(DatabaseName=self.database, TableInput=wanted)
+        return "updated"
 
     def connect_for_query(self, lake: Lake) -> duckdb.DuckDBPyConnection:
         """DuckDB with a view per Delta table registered in the Glue database."""
