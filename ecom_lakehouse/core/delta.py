@@ -292,12 +292,18 @@ def _commit_txn_only(table: DeltaTable, contract: DatasetContract, uploads: list
     pending = [u for u in uploads if not _committed(table, contract, u)]
     if not pending:
         return table.version()
+    return commit_transactions_only(table, _commit(contract, pending))
+
+
+def commit_transactions_only(table: DeltaTable, properties: CommitProperties) -> int:
+    """A commit of no data that records the application transactions in ``properties`` (what
+    was applied, when applying it changed no row); the table's new version."""
     table.create_write_transaction(
         actions=[],
         mode="append",
         schema=table.schema(),
         partition_by=table.metadata().partition_columns,
-        commit_properties=_commit(contract, pending),
+        commit_properties=properties,
     )
     table.update_incremental()
     return table.version()

@@ -27,7 +27,7 @@ from deltalake.exceptions import TableNotFoundError
 from ecom_lakehouse.contracts import COMPUTED_AT, CONTRACTS, KpiCheck, KpiTable
 from ecom_lakehouse.core import duckdb_sql, layout
 from ecom_lakehouse.core.checks import CheckOutcome
-from ecom_lakehouse.core.delta import retrying_conflicts
+from ecom_lakehouse.core.delta import commit_transactions_only, retrying_conflicts
 from ecom_lakehouse.core.merge_spec import sql_literal
 from ecom_lakehouse.core.storage import Lake
 
@@ -230,15 +230,7 @@ def _commit(kpi: KpiTable, versions: dict[str, int]) -> CommitProperties:
 
 def _record_only(table: DeltaTable, kpi: KpiTable, versions: dict[str, int]) -> int:
     """Record the input versions consumed, when they changed no day (a commit of no data)."""
-    table.create_write_transaction(
-        actions=[],
-        mode="append",
-        schema=table.schema(),
-        partition_by=table.metadata().partition_columns,
-        commit_properties=_commit(kpi, versions),
-    )
-    table.update_incremental()
-    return table.version()
+    return commit_transactions_only(table, _commit(kpi, versions))
 
 
 def _write(lake: Lake, kpi: KpiTable, rows: pa.Table, outcome: KpiOutcome) -> None:

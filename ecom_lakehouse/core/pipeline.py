@@ -208,8 +208,8 @@ def _readable(
     *,
     redeliver: bool,
 ) -> Iterator[tuple[str, Iterator[RawPart]]]:
-    """Each file that can be found and has a format the contract takes, downloaded into
-    ``scratch`` (and deleted once read), as parts to check; the others are recorded."""
+    """Each file that can be found and has a format the contract takes (fetched ahead: see
+    ``_download``), as parts to check; the others are recorded."""
     for done, fetched in _prefetched(lake, files, listed, scratch, redeliver):
         fmt = detect_format(done.file_key)
         if isinstance(fetched, SourceMissing | SourceChanged):
@@ -334,7 +334,7 @@ def _download(
 
 
 DOWNLOAD_ATTEMPTS = 5
-IN_MEMORY_BYTES = 1024 * 1024  # PREFETCH of these at most are held at once
+IN_MEMORY_BYTES = 1024 * 1024  # about PREFETCH of these are held at once
 
 
 def _discard(local: Source) -> None:
