@@ -5,7 +5,8 @@ Points (the process kills itself the first time it passes one):
 
 - ``after_validation``: a batch's good rows are in ``validated/``, nothing merged yet;
 - ``after_commit``: the Delta commit is in the table, the files are still in ``raw/``;
-- ``after_archive_copy``: the file is in ``archived/`` and still in ``raw/``;
+- ``during_archive``: the first file reached ``archived/`` (S3: copied, still in ``raw/`` too;
+  a folder: renamed), the others are in ``raw/``;
 - ``during_catalog_refresh``: half of the catalog's views are written.
 
 (Inside the commit itself, between the data files and the log entry, is reached with a proxy
@@ -46,8 +47,9 @@ def install(point: str) -> None:
         after(ingest, "validate_batch")
     elif point == "after_commit":
         after(pipeline, "merge_batch")
-    elif point == "after_archive_copy":
-        after(obstore, "copy", lambda store, source, target, **kw: target.startswith("archived/"))
+    elif point == "during_archive":
+        for move in ("copy", "rename"):
+            after(obstore, move, lambda store, source, target, **kw: target.startswith("archived/"))
     elif point == "during_catalog_refresh":
         calls = []
         after(duckdb_catalog, "_view_sql", lambda entry: calls.append(entry) or len(calls) == 2)

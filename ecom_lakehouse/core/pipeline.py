@@ -117,7 +117,7 @@ def locate_source(
     info = lake.head(archived)
     if info is not None:
         record = lake.head(layout.upload_record_key(archived))
-        if record is None:  # archived before records were kept: the copy is the upload
+        if record is None:  # a renamed file (or archived before records were kept) is its upload
             upload = Upload(file_key, info.etag, millis(info.last_modified))
         else:
             upload = Upload.from_record(lake.read(record.key)[0])
@@ -388,7 +388,8 @@ class ArchiveOutcome:
 
 def archive_file(lake: Lake, upload: Upload) -> ArchiveOutcome:
     """Move the raw file to ``archived/`` (call only after its rows are committed), with the
-    upload's record beside it (written first: an archived file always has one).
+    upload's record beside it where the move makes a new object (written first: such an
+    archived file always has one; a renamed file keeps its ETag and time, its upload's identity).
 
     A raw file whose ETag changed since it was validated is a newer upload: it stays in
     ``raw/`` for its own run.
@@ -403,7 +404,8 @@ def archive_file(lake: Lake, upload: Upload) -> ArchiveOutcome:
         return ArchiveOutcome(
             archived, moved=False, note="a newer upload replaced the file; left in raw/"
         )
-    lake.write(layout.upload_record_key(archived), upload.record())
+    if not lake.move_keeps_identity:  # else the archived copy itself tells its upload
+        lake.write(layout.upload_record_key(archived), upload.record())
     try:
         lake.move(raw, archived, expected_etag=upload.etag)
     except FileNotFoundError:  # another run moved it meanwhile

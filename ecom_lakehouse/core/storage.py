@@ -59,6 +59,12 @@ class Lake:
     def is_s3(self) -> bool:
         return self.uri.startswith("s3://")
 
+    @property
+    def move_keeps_identity(self) -> bool:
+        """Whether a moved object keeps its ETag and modification time: a folder renames it
+        (same inode, same time); S3 copies it (a new modification time)."""
+        return not self.is_s3
+
     @cached_property
     def store(self) -> LocalStore | S3Store:
         if not self.is_s3:
@@ -134,14 +140,18 @@ class Lake:
         obstore.delete(self.store, key)
 
     def move(self, source: str, target: str, *, expected_etag: str | None = None) -> None:
-        """Copy, verify, then delete the source: the object exists in at least one place at
-        every instant. With ``expected_etag`` the move refuses to touch a source that changed
-        (a newer upload of the same key is left for its own run)."""
+        """The object exists in at least one place at every instant: a folder renames it (one
+        atomic step); S3 copies, verifies, then deletes the source. With ``expected_etag`` the
+        move refuses to touch a source that changed (a newer upload of the same key is left
+        for its own run)."""
         before = self.head(source)
         if before is None:
             raise FileNotFoundError(source)
         if expected_etag is not None and before.etag != expected_etag:
             raise ObjectChanged(f"{source} changed since it was read (ETag {before.etag})")
+        if self.move_keeps_identity:
+            obstore.rename(self.store, source, target, overwrite=True)
+            return
         obstore.copy(self.store, source, target, overwrite=True)
         after = self.head(target)
         if after is None or after.size != before.size:
