@@ -9,14 +9,23 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import KPIS
+from ecom_lakehouse.contracts import KPIS, table_specs
+from ecom_lakehouse.core.delta import lake_has_table
 from ecom_lakehouse.core.reports import FileReport, KpiReport
 from ecom_lakehouse.defs.reports import (
     kpi_reports_from_events,
     reports_from_events,
     run_file_keys,
 )
-from ecom_lakehouse.names import CATALOG_JOB, KPI_JOB, RAW_SENSOR, TRIGGER_TAG, kpi_names
+from ecom_lakehouse.names import (
+    CATALOG_JOB,
+    KPI_JOB,
+    RAW_SENSOR,
+    TRIGGER_TAG,
+    catalog_key,
+    kpi_names,
+)
+from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.notifications import Notifier
 from ecom_lakehouse.resources.settings import dagster_home
 
@@ -114,9 +123,19 @@ def ingest(
             )
         if kpi_reports is not None:
             kpi_reports += kpi_reports_from_events(run.success, run.all_events)
-    # Always: a refresh that an earlier ingest did not finish (a crash) is made good now.
+    # Always: a refresh that an earlier ingest did not finish (a crash) is made good now; only
+    # for the tables that exist (the others have no entry to make: a step each saved).
     with timings.phase("catalog refresh run"):
-        defs.resolve_job_def(CATALOG_JOB).execute_in_process(
-            instance=instance, run_config=run_config, raise_on_error=True
-        )
+        lake = (defs.resources or {})["lake"]
+        assert isinstance(lake, LakeResource)
+        existing = [
+            catalog_key(spec) for spec in table_specs() if lake_has_table(lake.lake(), spec.name)
+        ]
+        if existing:
+            defs.resolve_job_def(CATALOG_JOB).execute_in_process(
+                instance=instance,
+                asset_selection=existing,
+                run_config=run_config,
+                raise_on_error=True,
+            )
     return reports

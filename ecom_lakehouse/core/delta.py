@@ -226,8 +226,9 @@ def _merge_once(
 ) -> MergeOutcome:
     uri, storage_options = lake.url(layout.table_path(contract.name)), lake.storage_options()
     table = open_or_create(contract, uri, storage_options)
-    done = [u for u in uploads if _committed(table, contract, u)]
-    pending = [u for u in uploads if u not in done]
+    committed = [_committed(table, contract, u) for u in uploads]
+    done = [u for u, applied in zip(uploads, committed, strict=True) if applied]
+    pending = [u for u, applied in zip(uploads, committed, strict=True) if not applied]
     if not pending:
         return MergeOutcome(0, 0, 0, table.version(), tuple(u.file_key for u in done))
     if done:  # a replayed upload's rows are not written again
@@ -311,6 +312,11 @@ def commit_transactions_only(table: DeltaTable, properties: CommitProperties) ->
 
 def table_exists(uri: str, storage_options: dict[str, str]) -> bool:
     return DeltaTable.is_deltatable(uri, storage_options=storage_options)
+
+
+def lake_has_table(lake: Lake, name: str) -> bool:
+    """Whether the table ``name`` has a Delta table under ``processed/`` yet."""
+    return table_exists(lake.url(layout.table_path(name)), lake.storage_options())
 
 
 def table_row_count(uri: str, storage_options: dict[str, str]) -> int | None:

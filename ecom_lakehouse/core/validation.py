@@ -10,6 +10,7 @@ present exactly once. Anything else rejects the whole file.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -120,6 +121,7 @@ TYPED_CELLS: dict[str, tuple[Callable[[pa.DataType], bool], ...]] = {
 }
 
 
+@functools.cache  # asked per column of every part: thousands of times for a stream's batch
 def reads_as_typed(cell_type: pa.DataType, sql_type: str) -> bool:
     family = sql_type.partition("(")[0]
     return any(accepts(cell_type) for accepts in TYPED_CELLS.get(family, ()))

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from ecom_lakehouse.contracts import TableSpec
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import table_exists
+from ecom_lakehouse.core.delta import lake_has_table
 from ecom_lakehouse.names import CATALOG_JOB, CATALOG_POOL, catalog_key, table_key
 from ecom_lakehouse.resources.catalogs import Catalog
 from ecom_lakehouse.resources.lake import LakeResource
@@ -41,7 +40,7 @@ def catalog_asset(spec: TableSpec, group: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, lake: LakeResource, catalog: Catalog
     ) -> dg.MaterializeResult:
         the_lake = lake.lake()
-        if not table_exists(the_lake.url(layout.table_path(spec.name)), the_lake.storage_options()):
+        if not lake_has_table(the_lake, spec.name):
             context.log.info(f"{spec.name} has no Delta table yet: nothing to register")
             return dg.MaterializeResult(metadata={"registered": False})
         return dg.MaterializeResult(
