@@ -107,6 +107,49 @@ def folders() -> str:
 
 
 @main.command()
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    help="A table to maintain (repeatable; default: every table).",
+)
+@click.option(
+    "--retention-hours",
+    type=click.IntRange(min=0),
+    default=None,
+    help="VACUUM's retention for this run instead of the table's "
+    "delta.deletedFileRetentionDuration (7 days by default), even if shorter: files older "
+    "versions need are deleted, so time travel and slow readers lose them.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show Dagster's event log.")
+@click.pass_context
+def maintain(
+    ctx: click.Context, tables: tuple[str, ...], retention_hours: int | None, verbose: bool
+) -> None:
+    """Compact, checkpoint and VACUUM the Delta tables, in this process (the same job the
+    nightly schedule runs). Prints a line per table; exits 1 if one failed."""
+    from ecom_lakehouse.contracts import table_specs
+    from ecom_lakehouse.definitions import build_defs
+    from ecom_lakehouse.runner import instance_for_cli
+    from ecom_lakehouse.runner import maintain as run_maintain
+
+    ctx.meta[VERBOSE] = verbose
+    specs = {spec.name: spec for spec in table_specs()}
+    unknown = [t for t in tables if t not in specs]
+    if unknown:
+        raise click.UsageError(f"unknown table(s) {unknown}: the tables are {', '.join(specs)}")
+    click.echo(f"lake: {lake_from_env().uri}")
+    chosen = [specs[t] for t in tables] if tables else list(specs.values())
+    with instance_for_cli() as instance:
+        lines = run_maintain(
+            instance, build_defs(), chosen, retention_hours=retention_hours, verbose=verbose
+        )
+    for line in lines:
+        click.echo(line.summary())
+    sys.exit(0 if all(line.success for line in lines) else 1)
+
+
+@main.command()
 @click.argument("sql")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True

@@ -9,12 +9,17 @@ from ecom_lakehouse.contracts import CONTRACTS, KPIS, table_specs
 from ecom_lakehouse.defs.catalog import catalog_definitions
 from ecom_lakehouse.defs.ingest import ingest_definitions
 from ecom_lakehouse.defs.kpis import kpi_definitions
+from ecom_lakehouse.defs.maintenance import maintenance_definitions
 from ecom_lakehouse.defs.notifications import notification_definitions
 from ecom_lakehouse.defs.sensors import automation_sensor_definitions, raw_sensor_definitions
 from ecom_lakehouse.defs.stream import generator_definitions
 from ecom_lakehouse.names import catalog_key, check_unique, kpi_names, names_of
 from ecom_lakehouse.resources import build_resources
-from ecom_lakehouse.resources.settings import GeneratorSettings, SensorSettings
+from ecom_lakehouse.resources.settings import (
+    GeneratorSettings,
+    MaintenanceSettings,
+    SensorSettings,
+)
 
 
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
@@ -43,6 +48,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         automation_sensor_definitions(dg.AssetSelection.assets(*automated), settings),
         notification_definitions(ingest),
         generator_definitions(GeneratorSettings.from_env(environ)),
+        maintenance_definitions(table_specs(), MaintenanceSettings.from_env(environ)),
         dg.Definitions(
             resources=build_resources(environ),
             # Steps are small and sequential: one process per run, not one per step.

@@ -24,6 +24,8 @@ KPI_JOB = "kpi_refresh"
 CATALOG_POOL = "catalog"
 GENERATOR_JOB = "transactions_generator"
 GENERATOR_SCHEDULE = "transactions_generator_schedule"
+MAINTENANCE_JOB = "table_maintenance"
+MAINTENANCE_SCHEDULE = "table_maintenance_schedule"
 
 # Run tags
 FILE_TAG = "ecom_lakehouse/file"  # a run of one file
@@ -109,6 +111,15 @@ def table_key(spec: TableSpec) -> dg.AssetKey:
     return dg.AssetKey(spec.name)
 
 
+def table_pool(spec: TableSpec) -> str:
+    """The pool of the table's writers (its loads or its KPI refreshes): maintenance joins it."""
+    return kpi_names(spec.name).pool if isinstance(spec, KpiTable) else names_of(spec.name).pool
+
+
+def maintenance_op(spec: TableSpec) -> str:
+    return f"maintain_{spec.name}"
+
+
 def names_of(contract: DatasetContract | str) -> DatasetNames:
     return DatasetNames(contract if isinstance(contract, str) else contract.name)
 
@@ -132,7 +143,15 @@ def check_unique(contracts: Iterable[DatasetContract], kpis: Iterable[KpiTable] 
     for kpi in kpis:
         k = kpi_names(kpi)
         made.update({k.table.to_user_string(), k.catalog.to_user_string(), k.pool})
-    fixed = {RAW_SENSOR, AUTOMATION_SENSOR, CATALOG_JOB, KPI_JOB, CATALOG_POOL}
+    fixed = {
+        RAW_SENSOR,
+        AUTOMATION_SENSOR,
+        CATALOG_JOB,
+        KPI_JOB,
+        CATALOG_POOL,
+        MAINTENANCE_JOB,
+        MAINTENANCE_SCHEDULE,
+    }
     clashes = sorted(name for name, count in made.items() if count > 1 or name in fixed)
     if clashes:
         raise NameCollision(f"two definitions would have the same name: {clashes}")

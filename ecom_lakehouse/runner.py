@@ -1,29 +1,33 @@
-"""Process what is in ``raw/`` now, in this process, through the real Dagster definitions:
-one evaluation of the raw sensor, then each run it requests (a batch of files each), then the
-KPI tables those loads touched, then a catalog refresh."""
+"""The CLI's work, in this process, through the real Dagster definitions. ``ingest``: what is
+in ``raw/`` now: one evaluation of the raw sensor, then each run it requests (a batch of files
+each), then the KPI tables those loads touched, then a catalog refresh. ``maintain``: the table
+maintenance job for some tables."""
 
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import KPIS, table_specs
+from ecom_lakehouse.contracts import KPIS, TableSpec, table_specs
 from ecom_lakehouse.core.delta import lake_has_table
-from ecom_lakehouse.core.reports import FileReport, KpiReport
+from ecom_lakehouse.core.reports import FileReport, KpiReport, MaintenanceLine
 from ecom_lakehouse.defs.reports import (
     kpi_reports_from_events,
+    maintenance_lines,
     reports_from_events,
     run_file_keys,
 )
 from ecom_lakehouse.names import (
     CATALOG_JOB,
     KPI_JOB,
+    MAINTENANCE_JOB,
     RAW_SENSOR,
     TRIGGER_TAG,
     catalog_key,
     kpi_names,
+    maintenance_op,
 )
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.notifications import Notifier
@@ -139,3 +143,23 @@ def ingest(
                 raise_on_error=True,
             )
     return reports
+
+
+def maintain(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    specs: Sequence[TableSpec],
+    *,
+    retention_hours: int | None = None,
+    verbose: bool = False,
+) -> list[MaintenanceLine]:
+    """The maintenance job, for the tables of ``specs``, in this process: a line per table."""
+    ops = {maintenance_op(spec): {"config": {"retention_hours": retention_hours}} for spec in specs}
+    run = defs.resolve_job_def(MAINTENANCE_JOB).execute_in_process(
+        instance=instance,
+        op_selection=list(ops),
+        run_config={**({} if verbose else QUIET), "ops": ops},
+        tags={TRIGGER_TAG: "cli"},
+        raise_on_error=False,
+    )
+    return maintenance_lines(specs, run.all_events)

@@ -18,6 +18,7 @@ from ecom_lakehouse.contracts.model import (
     KpiCheck,
     KpiInput,
     KpiTable,
+    Maintenance,
     Rule,
     TableSpec,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "KpiCheck",
     "KpiInput",
     "KpiTable",
+    "Maintenance",
     "Rule",
     "TableSpec",
     "contract_for_raw_folder",

@@ -1,6 +1,6 @@
 """The seed datasets: products, orders and order items (the lab5 files' family)."""
 
-from ecom_lakehouse.contracts.model import Column, DatasetContract, ForeignKey, Rule
+from ecom_lakehouse.contracts.model import Column, DatasetContract, ForeignKey, Maintenance, Rule
 
 # When an order was placed, as both order datasets carry it, and the rules that keep it sane
 # (timestamps outside the window are almost always unit or typing mistakes).
@@ -28,6 +28,8 @@ PRODUCTS = DatasetContract(
     ),
     primary_key="product_id",
     rules=(Rule("product_id_positive", "product_id > 0"),),
+    # unpartitioned, updated anywhere: files with disjoint key ranges let a merge skip files
+    maintenance=Maintenance(z_order_by=("product_id",)),
 )
 
 ORDERS = DatasetContract(

@@ -100,6 +100,18 @@ class ForeignKey:
 
 
 @dataclass(frozen=True)
+class Maintenance:
+    """How a table is kept (``core/maintenance.py``): small files compacted per partition
+    toward ``target_file_mb``; with ``z_order_by``, rewritten so that files hold disjoint
+    ranges of those columns (what readers' and the merge's file skipping use: worth it where
+    rows do not arrive clustered by them, as a product table's keys). VACUUM's retention is
+    the table's ``delta.deletedFileRetentionDuration`` (7 days unless the table says)."""
+
+    z_order_by: tuple[str, ...] = ()
+    target_file_mb: int = 128
+
+
+@dataclass(frozen=True)
 class DatasetContract:
     name: str
     raw_folder: str
@@ -115,6 +127,7 @@ class DatasetContract:
     partition_by: str | None = None
     rules: tuple[Rule, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = field(default=())
+    maintenance: Maintenance = Maintenance()
 
     def __post_init__(self) -> None:
         names = self.column_names
@@ -123,7 +136,12 @@ class DatasetContract:
         reserved = [n for n in names if n.startswith("_")]
         if reserved:
             raise ValueError(f"{self.name}: column names starting with _ are reserved: {reserved}")
-        referenced = [self.primary_key, *self.sequence_by, *(fk.column for fk in self.foreign_keys)]
+        referenced = [
+            self.primary_key,
+            *self.sequence_by,
+            *(fk.column for fk in self.foreign_keys),
+            *self.maintenance.z_order_by,
+        ]
         if self.partition_by:
             referenced.append(self.partition_by)
         unknown = [c for c in referenced if c not in names]
@@ -176,6 +194,9 @@ class TableSpec(Protocol):
     @property
     def partition_by(self) -> str | None: ...
 
+    @property
+    def maintenance(self) -> Maintenance: ...
+
 
 COMPUTED_AT = "_computed_at"
 
@@ -221,10 +242,12 @@ class KpiTable:
     rate_columns: tuple[str, ...] = ()
     checks: tuple[KpiCheck, ...] = ()
     partition_by: str | None = None  # small tables: one file, no partitions
+    maintenance: Maintenance = Maintenance()
 
     def __post_init__(self) -> None:
         names = {c.name for c in self.columns}
-        unknown = [c for c in (*self.key, self.date_column, *self.rate_columns) if c not in names]
+        declared = (*self.key, self.date_column, *self.rate_columns, *self.maintenance.z_order_by)
+        unknown = [c for c in declared if c not in names]
         if unknown:
             raise ValueError(f"{self.name}: unknown columns {unknown}")
 

@@ -7,7 +7,7 @@ Prices are float32 values in the export (``9.9899997711181641``): the table keep
 cent; ``cost`` carries real fractions of a cent and stays a double.
 """
 
-from ecom_lakehouse.contracts.model import Column, DatasetContract, ForeignKey, Rule
+from ecom_lakehouse.contracts.model import Column, DatasetContract, ForeignKey, Maintenance, Rule
 
 ORDER_LIFECYCLE = (
     "pending",
@@ -66,6 +66,7 @@ THELOOK_PRODUCTS = DatasetContract(
         Rule("cost_not_negative", "cost >= 0"),
         Rule("retail_price_not_negative", "retail_price >= 0"),
     ),
+    maintenance=Maintenance(z_order_by=("id",)),  # as the seed products: see Maintenance
 )
 
 THELOOK_ORDERS = DatasetContract(

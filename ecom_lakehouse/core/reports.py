@@ -106,3 +106,38 @@ class KpiReport:
             f"{m.get('rows_inserted', 0)} rows inserted, {m.get('rows_updated', 0)} updated, "
             f"{m.get('rows_deleted', 0)} deleted{checks}"
         )
+
+
+@dataclass
+class MaintenanceLine:
+    """What the maintenance of one table did: the line ``ecom-lakehouse maintain`` prints."""
+
+    table: str
+    success: bool
+    metadata: dict[str, object] = field(default_factory=dict)  # empty: no table yet
+    error: str = ""
+
+    def summary(self) -> str:
+        if not self.success:
+            return f"FAILED   {self.table}: {self.error}"
+        m = self.metadata
+        if not m:
+            return f"SKIPPED  {self.table}: no Delta table yet"
+        return (
+            f"OK       {self.table}: {m['files_before']} -> {m['files_after']} data files "
+            f"({_size(m['bytes_before'])} -> {_size(m['bytes_after'])}; "
+            f"at most {m['most_files_in_a_partition_after']} per partition), "
+            f"{m['files_compacted']} compacted, {m['files_vacuumed']} vacuumed "
+            f"(retention {m['vacuum_retention_hours']:g} h), checkpoint at version "
+            f"{m['checkpoint_version']}, {m['log_files_removed']} log files removed; "
+            f"{m['seconds']:.2f} s"
+        )
+
+
+def _size(size: object) -> str:
+    value = float(str(size))
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

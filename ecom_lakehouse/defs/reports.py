@@ -5,12 +5,14 @@ from typing import Any
 
 import dagster as dg
 
+from ecom_lakehouse.contracts import TableSpec
 from ecom_lakehouse.core.reporting import FILES
-from ecom_lakehouse.core.reports import FileReport, KpiReport
+from ecom_lakehouse.core.reports import FileReport, KpiReport, MaintenanceLine
 from ecom_lakehouse.names import (
     FILE_TAG,
     PARTITION_TAG,
     dataset_of_ingest_job,
+    maintenance_op,
     names_of,
 )
 
@@ -123,3 +125,24 @@ def kpi_reports_from_events(success: bool, events: Iterable[dg.DagsterEvent]) ->
             error = failure.error.message.strip().splitlines()[0] if failure.error else "failed"
             reports[event.step_key] = KpiReport(event.step_key, False, error=error)
     return list(reports.values())
+
+
+def maintenance_lines(
+    specs: Iterable[TableSpec], events: Iterable[dg.DagsterEvent]
+) -> list[MaintenanceLine]:
+    """One line per table a maintenance run was asked to keep (from its ops' events)."""
+    tables = {maintenance_op(spec): spec.name for spec in specs}
+    lines = {table: MaintenanceLine(table, True) for table in tables.values()}
+    for event in events:
+        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
+            observation = event.asset_observation_data.asset_observation
+            table = observation.asset_key.to_user_string()
+            lines[table] = MaintenanceLine(
+                table, True, {k: v.value for k, v in observation.metadata.items()}
+            )
+        elif event.is_step_failure and event.step_key:
+            failure = event.step_failure_data
+            error = failure.error.message.strip().splitlines()[0] if failure.error else "failed"
+            table = tables[event.step_key]
+            lines[table] = MaintenanceLine(table, False, error=error)
+    return list(lines.values())

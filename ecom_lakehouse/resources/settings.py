@@ -94,6 +94,24 @@ class GeneratorSettings:
         )
 
 
+@dataclass(frozen=True)
+class MaintenanceSettings:
+    """When every table is compacted, checkpointed and vacuumed: nightly unless the
+    environment says (``LAKEHOUSE_MAINTENANCE_CRON``, UTC); ``LAKEHOUSE_MAINTENANCE=stopped``
+    leaves the schedule off (it can be started from the UI)."""
+
+    cron: str = "0 3 * * *"
+    running: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MaintenanceSettings:
+        env = environment(environ)
+        return cls(
+            cron=env.get("LAKEHOUSE_MAINTENANCE_CRON", cls.cron),
+            running=env.get("LAKEHOUSE_MAINTENANCE", "running") != "stopped",
+        )
+
+
 def dagster_home(environ: Mapping[str, str] | None = None) -> str | None:
     """Dagster's instance folder, when set (the CLI then records its runs there)."""
     return environment(environ).get("DAGSTER_HOME") or None
