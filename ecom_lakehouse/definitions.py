@@ -10,6 +10,7 @@ from ecom_lakehouse.defs.catalog import catalog_definitions
 from ecom_lakehouse.defs.ingest import ingest_definitions
 from ecom_lakehouse.defs.kpis import kpi_definitions
 from ecom_lakehouse.defs.maintenance import maintenance_definitions
+from ecom_lakehouse.defs.monitoring import monitoring_definitions
 from ecom_lakehouse.defs.notifications import notification_definitions
 from ecom_lakehouse.defs.sensors import automation_sensor_definitions, raw_sensor_definitions
 from ecom_lakehouse.defs.stream import generator_definitions
@@ -49,6 +50,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         notification_definitions(ingest),
         generator_definitions(GeneratorSettings.from_env(environ)),
         maintenance_definitions(table_specs(), MaintenanceSettings.from_env(environ)),
+        monitoring_definitions(CONTRACTS.values()),
         dg.Definitions(
             resources=build_resources(environ),
             # Steps are small and sequential: one process per run, not one per step.

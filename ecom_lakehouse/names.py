@@ -26,6 +26,8 @@ GENERATOR_JOB = "transactions_generator"
 GENERATOR_SCHEDULE = "transactions_generator_schedule"
 MAINTENANCE_JOB = "table_maintenance"
 MAINTENANCE_SCHEDULE = "table_maintenance_schedule"
+FRESHNESS_SENSOR = "freshness_checks_sensor"
+FRESHNESS_CHECK = "freshness_check"
 
 # Run tags
 FILE_TAG = "ecom_lakehouse/file"  # a run of one file
@@ -58,6 +60,11 @@ class DatasetNames:
     @property
     def catalog(self) -> dg.AssetKey:
         return dg.AssetKey(f"{self.dataset}_catalog")
+
+    @property
+    def freshness_check(self) -> dg.AssetCheckKey:
+        """The name Dagster's freshness-check factory gives the table's check."""
+        return dg.AssetCheckKey(self.table, FRESHNESS_CHECK)
 
     @property
     def asset_keys(self) -> tuple[dg.AssetKey, ...]:
@@ -151,6 +158,7 @@ def check_unique(contracts: Iterable[DatasetContract], kpis: Iterable[KpiTable] 
         CATALOG_POOL,
         MAINTENANCE_JOB,
         MAINTENANCE_SCHEDULE,
+        FRESHNESS_SENSOR,
     }
     clashes = sorted(name for name, count in made.items() if count > 1 or name in fixed)
     if clashes:

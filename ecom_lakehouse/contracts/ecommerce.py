@@ -1,5 +1,7 @@
 """The seed datasets: products, orders and order items (the lab5 files' family)."""
 
+from datetime import timedelta
+
 from ecom_lakehouse.contracts.model import Column, DatasetContract, ForeignKey, Maintenance, Rule
 
 # When an order was placed, as both order datasets carry it, and the rules that keep it sane
@@ -19,6 +21,7 @@ ORDER_TIME_RULES = (
 PRODUCTS = DatasetContract(
     name="products",
     raw_folder="products",
+    freshness=timedelta(days=7),
     description="Product catalogue: one row per product.",
     columns=(
         Column("product_id", "bigint", description="Product identifier (key)."),
@@ -35,6 +38,7 @@ PRODUCTS = DatasetContract(
 ORDERS = DatasetContract(
     name="orders",
     raw_folder="orders",
+    freshness=timedelta(days=1),
     description="Orders: one row per order, partitioned by order date.",
     columns=(
         Column("order_num", "bigint", description="Order number within the day (repeats)."),
@@ -53,6 +57,7 @@ ORDERS = DatasetContract(
 ORDER_ITEMS = DatasetContract(
     name="order_items",
     raw_folder="order-items",
+    freshness=timedelta(days=1),
     description="Order lines: one row per product in an order, partitioned by order date.",
     columns=(
         Column("id", "bigint", description="Order line identifier (key)."),

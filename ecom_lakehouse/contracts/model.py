@@ -7,6 +7,7 @@ are all driven from these objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import Protocol
 
@@ -128,6 +129,9 @@ class DatasetContract:
     rules: tuple[Rule, ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = field(default=())
     maintenance: Maintenance = Maintenance()
+    # How often new data is expected: the table's freshness check fails (and alerts) when its
+    # last load is older than this. None: no expectation.
+    freshness: timedelta | None = None
 
     def __post_init__(self) -> None:
         names = self.column_names

@@ -7,6 +7,8 @@ Prices are float32 values in the export (``9.9899997711181641``): the table keep
 cent; ``cost`` carries real fractions of a cent and stays a double.
 """
 
+from datetime import timedelta
+
 from ecom_lakehouse.contracts.model import Column, DatasetContract, ForeignKey, Maintenance, Rule
 
 ORDER_LIFECYCLE = (
@@ -44,6 +46,7 @@ def _moments(*names: str) -> tuple[Column, ...]:
 THELOOK_PRODUCTS = DatasetContract(
     name="thelook_products",
     raw_folder="thelook-products",
+    freshness=timedelta(days=7),
     description="TheLook's product catalogue: one row per product.",
     columns=(
         Column("id", "bigint", description="Product identifier (key)."),
@@ -72,6 +75,7 @@ THELOOK_PRODUCTS = DatasetContract(
 THELOOK_ORDERS = DatasetContract(
     name="thelook_orders",
     raw_folder="thelook-orders",
+    freshness=timedelta(days=1),
     description="TheLook's orders: one row per order, partitioned by the UTC date it was placed.",
     columns=(
         Column("order_id", "bigint", description="Order identifier (key)."),
@@ -91,6 +95,7 @@ THELOOK_ORDERS = DatasetContract(
 THELOOK_ORDER_ITEMS = DatasetContract(
     name="thelook_order_items",
     raw_folder="thelook-order-items",
+    freshness=timedelta(days=1),
     description=(
         "TheLook's order items: one row per item sold, partitioned by the UTC date it was "
         "created (an item belongs to its order's day in the KPIs)."

@@ -5,6 +5,8 @@ The calendar columns are derived from ``timestamp`` in UTC and never read from a
 ``hour`` is a column the contract does not know).
 """
 
+from datetime import timedelta
+
 from ecom_lakehouse.contracts.model import Column, DatasetContract, Rule
 
 
@@ -15,6 +17,7 @@ def _calendar(name: str, sql: str, what: str) -> Column:
 TRANSACTIONS = DatasetContract(
     name="transactions",
     raw_folder="transactions",
+    freshness=timedelta(minutes=15),
     description=(
         "Sales transactions from the stream: one row per transaction, partitioned by the UTC "
         "date it happened."

@@ -256,7 +256,9 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
 
     job = dg.define_asset_job(
         name=n.ingest_job,
-        selection=dg.AssetSelection.assets(n.validated, n.table, n.archived),
+        # the table's freshness check is its sensor's to run, not every load's
+        selection=dg.AssetSelection.assets(n.validated, n.table, n.archived)
+        - dg.AssetSelection.checks(n.freshness_check),
         description=f"Validate, merge and archive a batch of landed {ds} files (or one).",
     )
     return dg.Definitions(assets=[validated, table, archived], jobs=[job])

@@ -1,0 +1,80 @@
+"""Freshness: each dataset table's check, with the interval its contract declares, passes after a
+load and fails for a table not loaded within its interval (or never)."""
+
+import subprocess
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
+from ecom_lakehouse.defs.monitoring import freshness_checks
+from ecom_lakehouse.generators.transactions import generate
+from ecom_lakehouse.names import FRESHNESS_SENSOR, names_of
+from ecom_lakehouse.runner import ingest
+from ecom_lakehouse_tests.conftest import land, local_stack
+from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
+from ecom_lakehouse_tests.test_promises import CLI, cli_env
+
+
+def evaluate(instance: dg.DagsterInstance, contracts: list[DatasetContract]) -> dict[str, bool]:
+    """Each contract's freshness check, run once against the instance's records."""
+    checks = freshness_checks(contracts)
+    job = dg.define_asset_job("freshness", selection=dg.AssetSelection.all_asset_checks())
+    defs = dg.Definitions(
+        assets=[dg.AssetSpec(names_of(c).table) for c in contracts],
+        asset_checks=checks,
+        jobs=[job],
+    )
+    result = defs.resolve_job_def("freshness").execute_in_process(instance=instance)
+    return {e.asset_key.to_user_string(): e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_a_loaded_table_is_fresh_and_one_never_loaded_is_not(lake_dir, defs, instance):
+    generate(Path(lake_dir) / "raw", orders=3, days=1, seed=2)
+    assert all(r.success for r in ingest(instance, defs))
+
+    assert evaluate(instance, [CONTRACTS["transactions"], CONTRACTS["orders"]]) == {
+        "transactions": True,
+        "orders": False,
+    }
+    repository = defs.get_repository_def()
+    sensor = repository.get_sensor_def(FRESHNESS_SENSOR)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    checked = {key.asset_key.to_user_string() for key in repository.asset_checks_defs_by_key}
+    assert {c.name for c in CONTRACTS.values() if c.freshness} <= checked
+
+
+def test_a_table_not_loaded_within_its_interval_fails_its_check(instance):
+    every_second = replace(CONTRACTS["transactions"], freshness=timedelta(seconds=1))
+    instance.report_runless_asset_event(dg.AssetMaterialization("transactions"))
+    assert evaluate(instance, [every_second]) == {"transactions": True}
+    time.sleep(1.5)
+    assert evaluate(instance, [every_second]) == {"transactions": False}
+    assert evaluate(instance, [CONTRACTS["transactions"]]) == {"transactions": True}  # 15 min
+
+
+def test_status_shows_rows_loads_waiting_files_rejects_and_checks(tmp_path):
+    stack = local_stack(tmp_path / "lake")
+    rows = [ORDERS_HEADER, order(1), order(2), order(3, amount="lots")]
+    land(stack.lake, "orders", csv_bytes(rows), "o1.csv")
+    land(stack.lake, "orders", csv_bytes([["wrong", "header"], [1, 2]]), "bad.csv")
+    env = {**cli_env(stack), "DAGSTER_HOME": str(tmp_path / "home")}
+    Path(env["DAGSTER_HOME"]).mkdir()
+    subprocess.run([CLI, "ingest"], env=env, capture_output=True, timeout=300, check=False)
+    land(stack.lake, "orders", csv_bytes([ORDERS_HEADER, order(4)]), "o2.csv")  # not yet loaded
+
+    done = subprocess.run(
+        [CLI, "status"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("orders: "))
+    assert "2 rows, last load " in line and " ago)" in line, line
+    assert "1 file(s) waiting in raw/ (lag: the oldest landed " in line, line
+    assert "rejected in the last day: 1 file(s), 1 row(s)" in line, line
+    assert "checks: " in line and "passed" in line, line
+    assert "freshness_check" not in line  # evaluated by its sensor, not by a load
+    assert "products: no table yet" in done.stdout
