@@ -150,6 +150,29 @@ def maintain(
 
 
 @main.command()
+def status() -> None:
+    """Per table: rows, last load, files waiting in raw/ and the oldest one's age (the lag),
+    files and rows rejected in the last day, and its checks' latest outcomes (recorded in the
+    Dagster instance of DAGSTER_HOME; without it there are none to show)."""
+    from datetime import UTC
+
+    from ecom_lakehouse.contracts import table_specs
+    from ecom_lakehouse.core.status import table_status
+    from ecom_lakehouse.definitions import build_defs
+    from ecom_lakehouse.runner import instance_for_cli, latest_checks
+
+    lake = lake_from_env()
+    now = datetime.now(UTC)
+    click.echo(f"lake: {lake.uri}")
+    with instance_for_cli() as instance:
+        checks = latest_checks(instance, build_defs())
+    for spec in table_specs():
+        state = table_status(lake, spec, now)
+        state.checks = checks.get(spec.name, {})
+        click.echo(state.summary(now))
+
+
+@main.command()
 @click.argument("sql")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True

@@ -163,3 +163,15 @@ def maintain(
         raise_on_error=False,
     )
     return maintenance_lines(specs, run.all_events)
+
+
+def latest_checks(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict[str, dict[str, str]]:
+    """Per table, each of its checks' latest outcome the instance recorded (SUCCEEDED, FAILED,
+    or PLANNED when its run has not said yet)."""
+    outcomes: dict[str, dict[str, str]] = {}
+    for key in defs.resolve_asset_graph().asset_check_keys:
+        record = instance.get_latest_asset_check_evaluation_record(key)
+        if record is not None:
+            table = key.asset_key.to_user_string()
+            outcomes.setdefault(table, {})[key.name] = record.status.value
+    return outcomes

@@ -1,0 +1,116 @@
+"""Where each table stands, from the lake alone: its rows, its last load, what waits in
+``raw/`` for it (and for how long), what was rejected from it lately."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import get_args
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from ecom_lakehouse.contracts import CONTRACTS, TableSpec
+from ecom_lakehouse.core import duckdb_sql, layout
+from ecom_lakehouse.core.storage import Lake
+
+# Commits that rewrite or clean a table without loading anything into it.
+MAINTENANCE_OPERATIONS = {"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES"}
+HISTORY_LOOKED_AT = 50
+RECENT = timedelta(days=1)
+
+
+@dataclass
+class TableStatus:
+    table: str
+    rows: int | None = None  # None: no Delta table yet
+    last_load: datetime | None = None  # the newest commit that loaded something
+    waiting: int = 0  # files in the dataset's raw folder
+    oldest_waiting: datetime | None = None
+    rejected_files: int = 0  # whole files rejected in the last day
+    rejected_rows: int = 0  # rows rejected in the last day
+    checks: dict[str, str] = field(default_factory=dict)  # check -> its latest outcome
+
+    def summary(self, now: datetime) -> str:
+        if self.rows is None:
+            loaded = "no table yet"
+        else:
+            when = (
+                f"{self.last_load:%Y-%m-%d %H:%M} UTC ({_age(now - self.last_load)} ago)"
+                if self.last_load
+                else "never"
+            )
+            loaded = f"{self.rows:,} rows, last load {when}"
+        waiting = f"{self.waiting} file(s) waiting in raw/"
+        if self.oldest_waiting is not None:
+            waiting += f" (lag: the oldest landed {_age(now - self.oldest_waiting)} ago)"
+        rejected = (
+            f"rejected in the last day: {self.rejected_files} file(s), {self.rejected_rows} row(s)"
+        )
+        parts = [loaded, waiting, rejected] if self.table in CONTRACTS else [loaded]
+        if self.checks:
+            failed = sorted(n for n, outcome in self.checks.items() if outcome != "SUCCEEDED")
+            passed = len(self.checks) - len(failed)
+            parts.append(
+                f"checks: {passed} passed"
+                + (f", not passed: {', '.join(failed)}" if failed else "")
+            )
+        return f"{self.table}: " + "; ".join(parts)
+
+
+def table_status(lake: Lake, spec: TableSpec, now: datetime | None = None) -> TableStatus:
+    now = now or datetime.now(UTC)
+    status = TableStatus(spec.name)
+    try:
+        uri = lake.url(layout.table_path(spec.name))
+        table = DeltaTable(uri, storage_options=lake.storage_options())
+    except TableNotFoundError:
+        table = None
+    if table is not None:
+        actions = pa.table(table.get_add_actions(flatten=True))
+        status.rows = int(pc.sum(actions.column("num_records")).as_py() or 0)
+        status.last_load = _last_load(table)
+    contract = CONTRACTS.get(spec.name)
+    if contract is None:
+        return status
+    waiting = list(lake.list(layout.raw_key(contract.raw_folder + "/")))
+    status.waiting = len(waiting)
+    status.oldest_waiting = min((info.last_modified for info in waiting), default=None)
+    since = now - RECENT
+    for kind in get_args(layout.FileRejection):
+        prefix = layout.rejected_file_key(kind, contract.raw_folder + "/")
+        status.rejected_files += sum(
+            1
+            for info in lake.list(prefix)
+            if info.last_modified >= since and not info.key.endswith(layout.reason_key(""))
+        )
+    recent = [
+        lake.url(info.key)
+        for info in lake.list(layout.rejected_records_prefix(spec.name))
+        if info.last_modified >= since and info.key.endswith(".parquet")
+    ]
+    if recent:
+        con = duckdb_sql.connect(lake)
+        try:
+            row = con.execute("SELECT count(*) FROM read_parquet(?)", [recent]).fetchone()
+        finally:
+            con.close()
+        status.rejected_rows = int(row[0]) if row else 0
+    return status
+
+
+def _last_load(table: DeltaTable) -> datetime | None:
+    for commit in table.history(HISTORY_LOOKED_AT):
+        if commit.get("operation") not in MAINTENANCE_OPERATIONS and "timestamp" in commit:
+            return datetime.fromtimestamp(commit["timestamp"] / 1000, UTC)
+    return None
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
