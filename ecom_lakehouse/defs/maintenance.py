@@ -13,6 +13,7 @@ from pydantic import Field
 
 from ecom_lakehouse.contracts import TableSpec
 from ecom_lakehouse.core.maintenance import MaintenanceReport, maintain_table
+from ecom_lakehouse.defs.schedules import schedule_timing
 from ecom_lakehouse.names import (
     MAINTENANCE_JOB,
     MAINTENANCE_SCHEDULE,
@@ -99,13 +100,7 @@ def maintenance_definitions(
     schedule = dg.ScheduleDefinition(
         name=MAINTENANCE_SCHEDULE,
         job=table_maintenance,
-        cron_schedule=settings.cron,
-        execution_timezone="UTC",
-        default_status=(
-            dg.DefaultScheduleStatus.RUNNING
-            if settings.running
-            else dg.DefaultScheduleStatus.STOPPED
-        ),
+        **schedule_timing(settings),
         description="Nightly table maintenance (LAKEHOUSE_MAINTENANCE_CRON, UTC).",
     )
     return dg.Definitions(jobs=[table_maintenance], schedules=[schedule])

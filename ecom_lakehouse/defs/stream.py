@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from ecom_lakehouse.core import layout
+from ecom_lakehouse.defs.schedules import schedule_timing
 from ecom_lakehouse.generators.transactions import tick_files
 from ecom_lakehouse.names import GENERATOR_JOB, GENERATOR_SCHEDULE
 from ecom_lakehouse.resources.lake import LakeResource
@@ -45,13 +46,7 @@ def generator_definitions(settings: GeneratorSettings) -> dg.Definitions:
     @dg.schedule(
         name=GENERATOR_SCHEDULE,
         job=transactions_generator,
-        cron_schedule=settings.cron,
-        execution_timezone="UTC",
-        default_status=(
-            dg.DefaultScheduleStatus.RUNNING
-            if settings.running
-            else dg.DefaultScheduleStatus.STOPPED
-        ),
+        **schedule_timing(settings),
         description=(
             "Writes synthetic transactions as small JSON files under "
             "raw/transactions/YYYY/MM/DD/HH/ (LAKEHOUSE_TRANSACTIONS_CRON, _FILES_PER_TICK, "
