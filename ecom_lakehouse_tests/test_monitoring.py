@@ -40,6 +40,15 @@ def test_a_loaded_table_is_fresh_and_one_never_loaded_is_not(lake_dir, defs, ins
         "transactions": True,
         "orders": False,
     }
+    # what the UI plots per load: its duration and the oldest file's wait from landing to commit
+    event = instance.get_latest_materialization_event(dg.AssetKey("transactions"))
+    assert event is not None and event.asset_materialization is not None
+    metadata = event.asset_materialization.metadata
+    files = metadata["files"].value.records  # type: ignore[attr-defined]
+    lags = [record.data["lag_ms"] for record in files]
+    assert len(lags) == 3 and all(lag >= 0 for lag in lags)
+    assert metadata["lag_seconds_max"].value == max(lags) / 1000
+    assert metadata["load_seconds"].value > 0
     repository = defs.get_repository_def()
     sensor = repository.get_sensor_def(FRESHNESS_SENSOR)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

@@ -33,16 +33,20 @@ def load_metadata(
 
 
 def upload_metadata(
-    upload: Upload, table_version: int, already_committed: bool
+    upload: Upload, table_version: int, already_committed: bool, committed_at: int | None = None
 ) -> dict[str, FileValue]:
-    """One file's: the upload its rows came from and the commit that recorded it."""
-    return {
+    """One file's: the upload its rows came from and the commit that recorded it (with
+    ``committed_at``, ms: the lag from its landing to that commit)."""
+    fields: dict[str, FileValue] = {
         "status": "already committed" if already_committed else "committed",
         "already_committed": already_committed,
         "source_etag": upload.etag,
         "upload_version": upload.version,
         "table_version": table_version,
     }
+    if committed_at is not None and not already_committed:
+        fields["lag_ms"] = max(0, committed_at - upload.version)
+    return fields
 
 
 def metadata_value(metadata: Mapping[str, object], name: str) -> Any:
