@@ -9,7 +9,7 @@ import tempfile
 import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -285,3 +285,21 @@ def test_a_stream_of_transaction_files_on_s3_is_one_batch_and_a_glue_table(moto_
     assert query(stack, "SELECT count(*), count(DISTINCT transaction_id) FROM transactions") == [
         (25, 25)
     ]
+    # the load's figures went to CloudWatch, per dataset
+    cloudwatch = stack.client("cloudwatch")
+    dimension = [{"Name": "Dataset", "Value": "transactions"}]
+    named = cloudwatch.list_metrics(Namespace="EcomLakehouse", Dimensions=dimension)["Metrics"]
+    assert {"RowsRead", "RowsInserted", "LoadSeconds", "LagSecondsMax"} <= {
+        m["MetricName"] for m in named
+    }
+
+    def total(metric: str) -> float:
+        now = datetime.now(UTC)
+        points = cloudwatch.get_metric_statistics(
+            Namespace="EcomLakehouse", MetricName=metric, Dimensions=dimension,
+            StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=5),
+            Period=3600, Statistics=["Sum"],
+        )["Datapoints"]  # fmt: skip
+        return sum(p["Sum"] for p in points)
+
+    assert (total("RowsRead"), total("RowsInserted"), total("RowsRejected")) == (25, 25, 0)

@@ -38,6 +38,7 @@ from ecom_lakehouse.core.uploads import millis
 from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.merge_engines import Load, MergeEngine
+from ecom_lakehouse.resources.metrics import MetricsSink
 from ecom_lakehouse.resources.sql_engines import SqlEngine
 
 
@@ -157,7 +158,10 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         ),
     )
     def validated(
-        context: dg.AssetExecutionContext, config: IngestFiles, lake: LakeResource
+        context: dg.AssetExecutionContext,
+        config: IngestFiles,
+        lake: LakeResource,
+        metrics: MetricsSink,
     ) -> dg.MaterializeResult:
         files = run_files(context, config)
         context.log.info(f"{len(files)} file(s): {', '.join(files[:20])}")
@@ -174,14 +178,19 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
                     f"{row['file']}: {row['rows_rejected']} of {row['rows_read']} rows "
                     f"rejected: {row['rejected_by_reason']}"
                 )
+        figures = {
+            "batch_files": len(rows),
+            "batch_files_validated": statuses["validated"],
+            "batch_files_rejected": statuses["rejected"],
+            "batch_files_missing": statuses["missing"],
+            "rows_read": sum(int(row.get("rows_read") or 0) for row in rows),
+            "rows_rejected": sum(int(row.get("rows_rejected") or 0) for row in rows),
+        }
+        metrics.publish(ds, figures)
         return dg.MaterializeResult(
             metadata={
                 FILES: files_table(rows),
-                "batch_files": len(rows),
-                "batch_files_validated": statuses["validated"],
-                "batch_files_rejected": statuses["rejected"],
-                "batch_files_missing": statuses["missing"],
-                "rows_read": sum(int(row.get("rows_read") or 0) for row in rows),
+                **figures,
                 "dagster/row_count": sum(int(row.get("rows_valid") or 0) for row in rows),
                 "validated_path": batch.key,
             }
@@ -213,6 +222,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         lake: LakeResource,
         sql: SqlEngine,
         merge_engine: MergeEngine,
+        metrics: MetricsSink,
     ) -> dg.MaterializeResult:
         the_lake, batch = lake.lake(), batch_id(context)
         context.add_asset_metadata(
@@ -232,14 +242,14 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
             for u in uploads
         ]
         lags = [committed_at - u.version for u in uploads if u.file_key not in before]
-        context.add_asset_metadata(
-            {
-                FILES: files_table(rows),
-                # plotted by the UI across runs: how fast loads are, how late files land in
-                "load_seconds": round(time.monotonic() - started, 3),
-                "lag_seconds_max": round(max([0, *lags]) / 1000, 3),
-            }
-        )
+        figures = {
+            # plotted by the UI across runs: how fast loads are, how late files land in
+            "load_seconds": round(time.monotonic() - started, 3),
+            "lag_seconds_max": round(max([0, *lags]) / 1000, 3),
+        }
+        context.add_asset_metadata({FILES: files_table(rows), **figures})
+        loaded = result.metadata or {}
+        metrics.publish(ds, {**{k: metadata_value(loaded, k) for k in loaded}, **figures})
         return result
 
     @ingest_asset(

@@ -25,6 +25,7 @@ from ecom_lakehouse.resources.merge_engines import (
     GlueMergeEngine,
     MergeEngine,
 )
+from ecom_lakehouse.resources.metrics import CloudWatchMetrics, NoMetrics
 from ecom_lakehouse.resources.notifications import LogNotifier, Notifier, SnsNotifier
 from ecom_lakehouse.resources.settings import duckdb_catalog_path, environment, lake_from_env
 from ecom_lakehouse.resources.sql_engines import AthenaSqlEngine, DuckDbSqlEngine, SqlEngine
@@ -40,6 +41,7 @@ def _local(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResou
         "sql": DuckDbSqlEngine(),
         "notifier": LogNotifier(ui_url=env.get("DAGSTER_UI_URL", DEFAULT_UI_URL)),
         "kpi_sink": NoKpiSink(),
+        "metrics": NoMetrics(),
     }
 
 
@@ -71,6 +73,7 @@ def _aws(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResourc
         "sql": sql,
         "notifier": notifier,
         "kpi_sink": kpi_sink,
+        "metrics": CloudWatchMetrics(**aws),
     }
 
 
