@@ -263,6 +263,19 @@ def generate(
         click.echo(f"{path}: {files.rows[dataset]} rows")
 
 
+@main.command("monitoring-template")
+def monitoring_template() -> None:
+    """Print the monitoring stack (CloudWatch dashboard and alarms) the contracts make.
+
+    Written to deploy/cloudformation/monitoring.yaml; run it again after changing a contract's
+    freshness or adding a dataset (a test fails until the file matches).
+    """
+    from ecom_lakehouse.contracts import CONTRACTS
+    from ecom_lakehouse.core.cloudwatch import monitoring_template_yaml
+
+    click.echo(monitoring_template_yaml(CONTRACTS.values()), nl=False)
+
+
 @main.command("package-spark")
 def package_spark() -> None:
     """Build the Spark job's package and upload it under scripts/<version>/ in the lake.

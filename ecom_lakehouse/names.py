@@ -28,6 +28,7 @@ MAINTENANCE_JOB = "table_maintenance"
 MAINTENANCE_SCHEDULE = "table_maintenance_schedule"
 FRESHNESS_SENSOR = "freshness_checks_sensor"
 FRESHNESS_CHECK = "freshness_check"
+FAILED_RUNS_SENSOR = "failed_runs_metric"
 
 # Run tags
 FILE_TAG = "ecom_lakehouse/file"  # a run of one file
@@ -159,6 +160,7 @@ def check_unique(contracts: Iterable[DatasetContract], kpis: Iterable[KpiTable] 
         MAINTENANCE_JOB,
         MAINTENANCE_SCHEDULE,
         FRESHNESS_SENSOR,
+        FAILED_RUNS_SENSOR,
     }
     clashes = sorted(name for name, count in made.items() if count > 1 or name in fixed)
     if clashes:

@@ -18,6 +18,7 @@ from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.cloudwatch import METRICS, NAMESPACE, monitoring_template_yaml
 from ecom_lakehouse.generators.ecommerce import generate
 from ecom_lakehouse.names import names_of
 from ecom_lakehouse_tests.conftest import files_under
@@ -334,3 +335,73 @@ def test_the_kpi_tables_are_on_demand_recoverable_encrypted_and_only_written_by_
         }
         if "LAKEHOUSE_ENV" in env:
             assert set(by_variable) <= env
+
+
+def test_the_monitoring_stack_is_what_the_contracts_render():
+    rendered = monitoring_template_yaml(CONTRACTS.values())
+    committed = (DEPLOY / "cloudformation" / "monitoring.yaml").read_text()
+    assert committed == rendered, (
+        "deploy/cloudformation/monitoring.yaml is stale: run `.venv/bin/ecom-lakehouse "
+        "monitoring-template > deploy/cloudformation/monitoring.yaml`"
+    )
+
+
+def _export_name(value: object) -> str:
+    """An export's name as written (``!Sub`` text; the template of a ``!Sub`` list)."""
+    value = value.get("Fn::Sub", value) if isinstance(value, dict) else value
+    return str(value[0] if isinstance(value, list) else value)
+
+
+def _exports() -> set[str]:
+    return {
+        _export_name(output["Export"]["Name"])
+        for path in TEMPLATES
+        for output in cfn_yaml.load(str(path)).get("Outputs", {}).values()
+        if "Export" in output
+    }
+
+
+def _imports(node: object) -> list[str]:
+    if isinstance(node, dict):
+        if "Fn::ImportValue" in node:
+            return [_export_name(node["Fn::ImportValue"])]
+        return [i for v in node.values() for i in _imports(v)]
+    if isinstance(node, list):
+        return [i for v in node for i in _imports(v)]
+    return []
+
+
+def test_every_stack_imports_only_what_another_exports():
+    exports = _exports()
+    for path in TEMPLATES:
+        missing = sorted(set(_imports(cfn_yaml.load(str(path)))) - exports)
+        assert missing == [], f"{path.name} imports what no stack exports: {missing}"
+
+
+def test_every_dataset_has_a_stale_alarm_over_its_freshness_and_a_rejected_row_rate_alarm():
+    stack = template("monitoring")["Resources"]
+    alarms = {r["Properties"]["AlarmName"]["Fn::Sub"]: r["Properties"]
+              for r in stack.values() if r["Type"] == "AWS::CloudWatch::Alarm"}  # fmt: skip
+    failure_topic = [{"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-FailureTopicArn"}}]
+    assert all(a["AlarmActions"] == failure_topic for a in alarms.values())
+    for contract in CONTRACTS.values():
+        stale = alarms[f"${{EnvironmentName}}-{contract.name}-stale"]
+        assert contract.freshness is not None
+        window = stale["Period"] * stale["EvaluationPeriods"]
+        assert window == contract.freshness.total_seconds()
+        assert stale["DatapointsToAlarm"] == stale["EvaluationPeriods"]
+        assert (stale["MetricName"], stale["TreatMissingData"]) == ("LoadSeconds", "breaching")
+        rate = alarms[f"${{EnvironmentName}}-{contract.name}-rejected-rows"]
+        used = {
+            m["MetricStat"]["Metric"]["MetricName"] for m in rate["Metrics"] if "MetricStat" in m
+        }
+        assert used == {"RowsRejected", "RowsRead"}
+    assert {"${EnvironmentName}-failed-runs", "${EnvironmentName}-trigger-dead-letters"} <= set(
+        alarms
+    )
+    # every metric the dashboard and alarms name is one the lakehouse publishes
+    published = {name for name, _ in METRICS.values()}
+    body = stack["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    for widget in json.loads(body)["widgets"]:
+        for metric in widget["properties"]["metrics"]:
+            assert metric[0] != NAMESPACE or metric[1] in published, metric

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -16,12 +17,13 @@ from pyspark.sql.types import _parse_datatype_string
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.evolution import SchemaChangeRefused
 from ecom_lakehouse.core.merge_spec import KeyRange, merge_statement
 from ecom_lakehouse.core.pipeline import load_batch, validate_batch
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.spark import package
 from ecom_lakehouse.spark.batch import BatchRejected, prepare, read_uploads, read_validated
-from ecom_lakehouse.spark.tables import SOURCE_VIEW, create_table_statement
+from ecom_lakehouse.spark.tables import SOURCE_VIEW, create_table_statement, evolve_table
 from ecom_lakehouse_tests.conftest import REGION, land, shared_file
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
@@ -29,12 +31,13 @@ ORDERS = CONTRACTS["orders"]
 
 
 @pytest.fixture(scope="module")
-def spark():
+def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     session = (
         SparkSession.builder.master("local[1]")
         .appName("ecom-lakehouse-tests")
+        .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.session.timeZone", "UTC")
@@ -53,7 +56,7 @@ def validated(lake: Lake, dataset: str, *file_keys: str) -> tuple[str, pa.Table]
 
 def rows(table: pa.Table, dataset: str) -> list[tuple]:
     contract = CONTRACTS[dataset]
-    typed = table.select(list(contract.column_names)).cast(contract.arrow_schema)
+    typed = table.select(list(contract.validated_column_names)).cast(contract.arrow_schema)
     return sorted(tuple(r.values()) for r in typed.to_pylist())
 
 
@@ -155,6 +158,26 @@ def test_the_table_ddl_is_spark_sql_in_the_contracts_types(spark, dataset):
         assert f"columndefinition({column.name}, {spark_type}," in plan
     partition = CONTRACTS[dataset].partition_by
     assert partition is None or f"identity({partition})" in plan
+
+
+def test_the_spark_job_adds_the_columns_a_contract_gained_and_refuses_a_changed_type(
+    spark, tmp_path
+):
+    from ecom_lakehouse_tests.test_evolution import COUPON, WITH_COUPON
+
+    columns = ", ".join(f"`{c.name}` {c.glue_type}" for c in ORDERS.table_columns)
+    spark.sql(f"CREATE TABLE evolving ({columns}) USING parquet LOCATION '{tmp_path}/t'")
+    try:
+        assert evolve_table(spark, WITH_COUPON, "evolving") == [COUPON]
+        assert spark.table("evolving").schema["coupon"].dataType.simpleString() == "string"
+        assert evolve_table(spark, WITH_COUPON, "evolving") == []
+        wider = replace(ORDERS.column("total_amount"), type="decimal(18,2)")
+        changed = replace(ORDERS, columns=tuple(wider if c.name == wider.name else c
+                                                for c in ORDERS.columns))  # fmt: skip
+        with pytest.raises(SchemaChangeRefused, match=r"total_amount is decimal\(12,2\) in the"):
+            evolve_table(spark, changed, "evolving")
+    finally:
+        spark.sql("DROP TABLE evolving")
 
 
 def test_the_package_is_versioned_by_content_and_imports_from_its_zip(tmp_path, moto_endpoint):

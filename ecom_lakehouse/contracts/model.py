@@ -80,6 +80,19 @@ AUDIT_COLUMNS = (
 )
 
 
+# Values a file carried under columns the contract does not know, kept per row instead of being
+# dropped (like Auto Loader's rescued data column): JSON text, {column: value as the file shows
+# it}; NULL when the row had none. Found in SQL with json_extract_string(_rescued_data, '$.x').
+RESCUED_DATA = "_rescued_data"
+RESCUED_COLUMN = Column(
+    RESCUED_DATA,
+    "string",
+    required=False,
+    description="The row's values under columns the contract does not know, as JSON text "
+    "({column: value as the file shows it}); NULL when it had none.",
+)
+
+
 @dataclass(frozen=True)
 class Rule:
     """A business rule: a SQL boolean expression over the typed columns, written in the SQL
@@ -166,18 +179,33 @@ class DatasetContract:
         return tuple(c.name for c in self.source_columns)
 
     @cached_property
+    def carried_column_names(self) -> tuple[str, ...]:
+        """What a row of a file is kept as, loaded or rejected: the columns the file carries
+        and the values under the others (``_rescued_data``)."""
+        return (*self.source_column_names, RESCUED_DATA)
+
+    @cached_property
+    def validated_columns(self) -> tuple[Column, ...]:
+        """What validation gives per row: the contract's columns, typed, and the rescued data."""
+        return (*self.columns, RESCUED_COLUMN)
+
+    @cached_property
+    def validated_column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.validated_columns)
+
+    @cached_property
     def arrow_schema(self) -> pa.Schema:
-        """The contract's columns, typed (what validation gives)."""
-        return pa.schema([c.arrow_field() for c in self.columns])
+        """The validated columns as Arrow."""
+        return pa.schema([c.arrow_field() for c in self.validated_columns])
 
     @cached_property
     def table_columns(self) -> tuple[Column, ...]:
-        """The Delta table's columns: the contract's, then the audit columns every row carries."""
-        return (*self.columns, *AUDIT_COLUMNS)
+        """The Delta table's columns: the validated ones, then the audit columns."""
+        return (*self.validated_columns, *AUDIT_COLUMNS)
 
     @cached_property
     def table_schema(self) -> pa.Schema:
-        return pa.schema([*self.arrow_schema, *(c.arrow_field() for c in AUDIT_COLUMNS)])
+        return pa.schema([c.arrow_field() for c in self.table_columns])
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

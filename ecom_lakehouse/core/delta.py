@@ -15,6 +15,7 @@ be found committed.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,7 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from ecom_lakehouse.contracts import SOURCE_FILE, SOURCE_VERSION, DatasetContract
 from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.evolution import DELTA_TYPES, columns_to_add
 from ecom_lakehouse.core.key_locations import locate_keys
 from ecom_lakehouse.core.merge_spec import (
     SOURCE,
@@ -89,17 +91,36 @@ def set_missing_properties(table: DeltaTable) -> None:
 
 def add_missing_columns(table: DeltaTable, contract: DatasetContract) -> None:
     """Columns of the contract (or audit columns) the table does not have yet are added, as
-    nullable columns: rows written before read NULL there."""
-    present = set(table.schema().to_arrow().names)
-    missing = [f for f in contract.table_schema if f.name not in present]
+    nullable columns (metadata only: rows written before read NULL there); a column whose type
+    the contract changed is refused (``core/evolution.py``)."""
+    present = {
+        f["name"]: DELTA_TYPES.get(f["type"], f["type"])
+        for f in json.loads(table.schema().to_json())["fields"]
+        if isinstance(f["type"], str)  # the contract has no nested types
+    }
+    missing = columns_to_add(
+        contract.name,
+        contract.table_columns,
+        present,
+        lambda: bool(table.file_uris()),
+    )
     if missing:
-        table.alter.add_columns([Field.from_arrow(f) for f in missing])
+        table.alter.add_columns([Field.from_arrow(c.arrow_field()) for c in missing])
         table.update_incremental()
+
+
+def with_every_validated_column(contract: DatasetContract, rows: pa.Table) -> pa.Table:
+    """Rows validated before the contract gained a column (an older batch re-run) read NULL
+    there, as the table's older rows do."""
+    for field in contract.arrow_schema:
+        if field.name not in rows.column_names:
+            rows = rows.append_column(field, pa.nulls(rows.num_rows, field.type))
+    return rows
 
 
 def with_source(contract: DatasetContract, batch: pa.Table, upload: Upload) -> pa.Table:
     """One upload's rows, with where they came from (the file and the upload's version)."""
-    rows = batch.select(list(contract.column_names)).cast(contract.arrow_schema)
+    rows = batch.select(list(contract.validated_column_names)).cast(contract.arrow_schema)
     rows = rows.append_column(SOURCE_FILE, pa.repeat(upload.file_key, rows.num_rows))
     version = pa.repeat(pa.scalar(upload.version, pa.int64()), rows.num_rows)
     return rows.append_column(SOURCE_VERSION, version)
@@ -120,7 +141,7 @@ def loaded_batches(
         source, pa.field(SOURCE_FILE, pa.dictionary(pa.int32(), pa.string()))
     )
     moment = pa.scalar(loaded_at, pa.timestamp("us", tz="UTC"))
-    names = [*contract.column_names, SOURCE_FILE, SOURCE_VERSION]
+    names = [*contract.validated_column_names, SOURCE_FILE, SOURCE_VERSION]
     rows = rows.select(names).cast(pa.schema([schema.field(n) for n in names]))
 
     def chunks() -> Iterator[pa.RecordBatch]:
@@ -190,6 +211,7 @@ def merge_batch(
     upload, in one commit; retried from a fresh snapshot when another writer's commit
     conflicts with this one."""
     loaded_at = datetime.now(UTC)
+    rows = with_every_validated_column(contract, rows)
     files = ", ".join(u.file_key for u in uploads[:3]) + (" ..." if len(uploads) > 3 else "")
     return retrying_conflicts(
         lambda: _merge_once(contract, lake, rows, uploads, loaded_at),

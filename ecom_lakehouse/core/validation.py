@@ -4,13 +4,16 @@ The rules are the contract's; the SQL that applies them is generated here and ru
 over the Arrow tables the readers make, one sheet at a time (no copies into Python objects).
 
 Header tolerance: names are compared case-insensitively with surrounding white space ignored;
-column order is free; extra columns are ignored (and reported); every contract column must be
-present exactly once. Anything else rejects the whole file.
+column order is free; every required contract column must be present exactly once, an optional
+one may be absent (a producer that predates it: its values are NULL). Values under columns the
+contract does not know are kept per row in ``_rescued_data`` (and the columns reported).
+Anything else rejects the whole file.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts import RESCUED_DATA, DatasetContract
 from ecom_lakehouse.core.readers import RawPart, UnreadableFile, as_text, normalize_name
 
 REASON = "_reason"
@@ -50,15 +53,18 @@ class ValidationResult:
         return reasons_counted(self.rejected)
 
 
-def header_mapping(contract: DatasetContract, header: list[str]) -> tuple[list[int], list[str]]:
-    """Position of each contract column in ``header``, and the extra columns.
+def header_mapping(
+    contract: DatasetContract, header: list[str]
+) -> tuple[list[int | None], list[tuple[str, int]]]:
+    """Position of each contract column in ``header`` (None: an optional column it lacks), and
+    the extra columns with theirs (a blank name is called by its place: ``column 7``).
 
     Raises InvalidSchema naming what is missing or duplicated.
     """
     normalized = [normalize_name(h) for h in header]
     duplicated = sorted(n for n, k in Counter(normalized).items() if k > 1 and n)
     expected = contract.source_column_names
-    missing = [c for c in expected if c not in normalized]
+    missing = [c.name for c in contract.source_columns if c.required and c.name not in normalized]
     if missing or duplicated:
         problems = []
         if missing:
@@ -69,9 +75,27 @@ def header_mapping(contract: DatasetContract, header: list[str]) -> tuple[list[i
             f"header does not match the {contract.name} contract: {'; '.join(problems)}. "
             f"Expected {list(expected)}, found {header}"
         )
-    positions = [normalized.index(c) for c in expected]
-    extra = [h for h, n in zip(header, normalized, strict=True) if n not in expected]
+    positions = [normalized.index(c) if c in normalized else None for c in expected]
+    extra = [
+        (h.strip() or f"column {i + 1}", i)
+        for i, (h, n) in enumerate(zip(header, normalized, strict=True))
+        if n not in expected
+    ]
     return positions, extra
+
+
+def rescued(table: pa.Table, extra: list[tuple[str, int]]) -> pa.Array:
+    """Per row, its non-empty values under the ``extra`` columns as JSON text (as the file
+    shows them), or NULL."""
+    if not extra:
+        return pa.nulls(table.num_rows, pa.string())
+    names = [name for name, _ in extra]
+    texts = [as_text(table.column(f"c{position}")).to_pylist() for _, position in extra]
+    values = []
+    for row in zip(*texts, strict=True):
+        found = {k: v for k, v in zip(names, row, strict=True) if v is not None and v != ""}
+        values.append(json.dumps(found, ensure_ascii=False) if found else None)
+    return pa.array(values, pa.string())
 
 
 def _aligned(
@@ -86,25 +110,29 @@ def _aligned(
         raise InvalidSchema(f"{exc}{where}") from None
     table = part.table
     n = table.num_rows
-    cells = []
+    cells: list[pa.Array | pa.ChunkedArray] = []
     for column, position in zip(contract.source_columns, positions, strict=True):
+        if position is None:
+            cells.append(pa.nulls(n, pa.string()))
+            continue
         cell = table.column(f"c{position}")
         cells.append(cell if reads_as_typed(cell.type, column.sql_type) else as_text(cell))
     columns = [
         *cells,
+        rescued(table, extra),
         pa.array(np.full(n, file_index, dtype=np.int32)),
         pa.array([part.sheet] * n, pa.string()),
         pa.array(np.full(n, index, dtype=np.int32)),
         table.column(SOURCE_ROW),
     ]
     names = [
-        *(RAW_PREFIX + c for c in contract.source_column_names),
+        *(RAW_PREFIX + c for c in contract.carried_column_names),
         FILE_INDEX,
         SOURCE_SHEET,
         SHEET_INDEX,
         SOURCE_ROW,
     ]
-    return pa.table(columns, names=names), extra
+    return pa.table(columns, names=names), [name for name, _ in extra]
 
 
 # The cell types a column is typed from as they are, by the SQL type it is cast to; a cell of
@@ -187,6 +215,7 @@ def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType])
     kinds = [(raw_types[RAW_PREFIX + c.name], c) for c in contract.source_columns]
     typed = ",\n  ".join(f"{_typed(c.name, c.sql_type, t)} AS {_q(c.name)}" for t, c in kinds)
     raw_cols = ", ".join(_q(RAW_PREFIX + c) for c in contract.source_column_names)
+    rescued_data = f"{_q(RAW_PREFIX + RESCUED_DATA)} AS {_q(RESCUED_DATA)}"
     derived = "".join(
         f", CAST(({c.derived}) AS {c.sql_type}) AS {_q(c.name)}"
         for c in contract.columns
@@ -205,9 +234,9 @@ def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType])
             checks.append(f"CASE WHEN {present} IS NULL THEN '{c.name}: required' END")
     for rule in contract.rules:
         checks.append(f"CASE WHEN NOT coalesce(({rule.sql}), TRUE) THEN 'rule {rule.name}' END")
-    names = ", ".join(_q(c) for c in contract.column_names)
+    names = ", ".join(_q(c) for c in contract.validated_column_names)
     return f"""
-WITH typed AS (SELECT {typed}, {raw_cols}, {POSITION} FROM raw),
+WITH typed AS (SELECT {typed}, {rescued_data}, {raw_cols}, {POSITION} FROM raw),
 derived AS (SELECT *{derived} FROM typed)
 SELECT {names}, {POSITION}, NULLIF(concat_ws('; ', {", ".join(checks)}), '') AS {REASON}
 FROM derived
@@ -223,7 +252,7 @@ def superseded_sql(contract: DatasetContract) -> str:
     window = f"PARTITION BY {FILE_INDEX}, {key} ORDER BY {order}"
     # The window sees only the columns it needs (and a hash of the row, to tell an exact copy
     # from a different version of the key); the losers' values are joined back after.
-    values = ", ".join(_q(c) for c in contract.source_column_names)
+    values = ", ".join(_q(c) for c in contract.carried_column_names)
     narrow = ", ".join(dict.fromkeys([key, *map(_q, contract.sequence_by), POSITION]))
     return f"""
 SELECT g.*, w._winner, w._row_hash = w._winner_hash AS _exact FROM (
@@ -291,8 +320,8 @@ class _RowChecker:
 
     def __init__(self, contract: DatasetContract) -> None:
         self.contract = contract
-        self.names = ", ".join(_q(c) for c in contract.source_column_names)
-        text_ddl = ", ".join(f"{_q(c)} VARCHAR" for c in contract.source_column_names)
+        self.names = ", ".join(_q(c) for c in contract.carried_column_names)
+        text_ddl = ", ".join(f"{_q(c)} VARCHAR" for c in contract.carried_column_names)
         positions_ddl = (
             f"{FILE_INDEX} INTEGER, {SOURCE_SHEET} VARCHAR, {SHEET_INDEX} INTEGER,"
             f" {SOURCE_ROW} BIGINT"
@@ -331,7 +360,7 @@ class _RowChecker:
             self.good.append(checked.filter(pc.is_null(reasons)).drop_columns([REASON]))
             raw_text = ", ".join(
                 as_shown(f"r.{_q(RAW_PREFIX + c)}", raw_types[RAW_PREFIX + c])
-                for c in contract.source_column_names
+                for c in contract.carried_column_names
             )
             con.register("checked", checked)
             on = " AND ".join(f"r.{c} = c.{c}" for c in PLACE)
@@ -361,7 +390,7 @@ class _RowChecker:
             valid = good.filter(kept)
             # Superseded duplicates passed every rule: their values are kept as typed, as text.
             as_text = ", ".join(
-                f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.source_column_names
+                f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in contract.carried_column_names
             )
             superseded = (
                 f" UNION ALL SELECT {as_text}, {duplicate_reason(contract)},"
@@ -377,10 +406,12 @@ class _RowChecker:
             )
         )
         con.unregister("good")
-        return valid.select([*contract.column_names, FILE_INDEX]), rejected
+        return valid.select([*contract.validated_column_names, FILE_INDEX]), rejected
 
     def _no_good_rows(self) -> pa.Table:
-        typed = ", ".join(f"NULL::{c.sql_type} AS {_q(c.name)}" for c in self.contract.columns)
+        typed = ", ".join(
+            f"NULL::{c.sql_type} AS {_q(c.name)}" for c in self.contract.validated_columns
+        )
         return _arrow(
             self.con.execute(
                 f"SELECT {typed}, NULL::INTEGER AS {FILE_INDEX}, NULL::VARCHAR AS {SOURCE_SHEET},"
@@ -525,7 +556,7 @@ def _malformed_rows(
 ) -> pa.Table:
     """Rows the reader could not split into fields (CSV): rejected with the reader's reason."""
     columns: dict[str, pa.Array] = {
-        c: pa.nulls(len(rows), pa.string()) for c in contract.source_column_names
+        c: pa.nulls(len(rows), pa.string()) for c in contract.carried_column_names
     }
     columns[REASON] = pa.array([r for _, _, r in rows], pa.string())
     columns[SOURCE_FILE] = pa.array([source_file] * len(rows), pa.string())

@@ -21,6 +21,7 @@ from pydantic import Field
 from ecom_lakehouse.contracts import Column, DatasetContract
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import table_checks
+from ecom_lakehouse.core.evolution import SchemaChangeRefused
 from ecom_lakehouse.core.pipeline import (
     FileValidation,
     archive_batch,
@@ -117,7 +118,7 @@ def file_validation(done: FileValidation) -> dict[str, FileValue]:
         "rows_rejected": check.rejected.num_rows if check.rejected is not None else 0,
         "rejected_by_reason": json.dumps(check.rejected_by_reason),
         "rejected_records_path": done.rejected_records_key or "",
-        "ignored_columns": ", ".join(check.extra_columns),
+        "rescued_columns": ", ".join(check.extra_columns),
     }
 
 
@@ -186,7 +187,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
             "rows_read": sum(int(row.get("rows_read") or 0) for row in rows),
             "rows_rejected": sum(int(row.get("rows_rejected") or 0) for row in rows),
         }
-        metrics.publish(ds, figures)
+        metrics.publish(figures, ds)
         return dg.MaterializeResult(
             metadata={
                 FILES: files_table(rows),
@@ -232,7 +233,10 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
             }
         )
         started = time.monotonic()
-        result = merge_engine.load(context, Load(the_lake, sql, contract, checks, batch))
+        try:
+            result = merge_engine.load(context, Load(the_lake, sql, contract, checks, batch))
+        except SchemaChangeRefused as refused:  # the contract's author has a decision to make
+            raise dg.Failure(description=str(refused)) from None
         committed_at = millis(datetime.now(UTC))
         version = int(metadata_value(result.metadata or {}, "table_version"))
         before = set(metadata_value(result.metadata or {}, ALREADY_COMMITTED_FILES) or [])
@@ -249,7 +253,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         }
         context.add_asset_metadata({FILES: files_table(rows), **figures})
         loaded = result.metadata or {}
-        metrics.publish(ds, {**{k: metadata_value(loaded, k) for k in loaded}, **figures})
+        metrics.publish({**{k: metadata_value(loaded, k) for k in loaded}, **figures}, ds)
         return result
 
     @ingest_asset(

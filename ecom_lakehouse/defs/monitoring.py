@@ -5,7 +5,10 @@ fails its check (WARN): the UI shows it on the asset and in the checks' list.
 
 Dagster 1.13 marks these factories as superseded by ``FreshnessPolicy`` (a state the daemon
 keeps, not a check). Checks are kept on purpose: a result per evaluation with its reason,
-the same place as the tables' other checks, and what the CLI and the tests can read."""
+the same place as the tables' other checks, and what the CLI and the tests can read.
+
+A failed run of any job counts in the ``RunsFailed`` metric (CloudWatch in AWS), which the
+monitoring stack's alarm watches."""
 
 import warnings
 from collections.abc import Iterable
@@ -13,7 +16,8 @@ from collections.abc import Iterable
 import dagster as dg
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.names import FRESHNESS_SENSOR, names_of
+from ecom_lakehouse.names import FAILED_RUNS_SENSOR, FRESHNESS_SENSOR, names_of
+from ecom_lakehouse.resources.metrics import MetricsSink
 
 # How often the sensor looks: a check is only evaluated once it could have changed, so this
 # bounds how late a stale table is noticed (a minute, against intervals of 15 minutes and up).
@@ -42,4 +46,13 @@ def monitoring_definitions(contracts: Iterable[DatasetContract]) -> dg.Definitio
             minimum_interval_seconds=FRESHNESS_SENSOR_INTERVAL_SECONDS,
             default_status=dg.DefaultSensorStatus.RUNNING,
         )
-    return dg.Definitions(asset_checks=checks, sensors=[sensor])
+    return dg.Definitions(asset_checks=checks, sensors=[sensor, failed_runs_metric])
+
+
+@dg.run_failure_sensor(
+    name=FAILED_RUNS_SENSOR,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Counts every failed run (any job) in the RunsFailed metric.",
+)
+def failed_runs_metric(context: dg.RunFailureSensorContext, metrics: MetricsSink) -> None:
+    metrics.publish({"runs_failed": 1})

@@ -1,38 +1,27 @@
 """Where each load's figures go besides the asset's metadata (which the UI plots): CloudWatch in
-AWS (one namespace, a ``Dataset`` dimension, PutMetricData), nowhere else locally."""
+AWS (one namespace, a ``Dataset`` dimension, PutMetricData), nowhere else locally. Names and
+units are ``core/cloudwatch.py``'s, which the dashboard and alarms are made from."""
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import dagster as dg
 
+from ecom_lakehouse.core.cloudwatch import DATASET, METRICS, NAMESPACE
 from ecom_lakehouse.resources.aws import aws_client
-
-NAMESPACE = "EcomLakehouse"
-# metadata key -> (CloudWatch metric name, unit)
-METRICS: dict[str, tuple[str, str]] = {
-    "rows_read": ("RowsRead", "Count"),
-    "rows_rejected": ("RowsRejected", "Count"),
-    "batch_files": ("FilesTaken", "Count"),
-    "batch_files_rejected": ("FilesRejected", "Count"),
-    "rows_inserted": ("RowsInserted", "Count"),
-    "rows_updated": ("RowsUpdated", "Count"),
-    "rows_stale": ("RowsStale", "Count"),
-    "load_seconds": ("LoadSeconds", "Seconds"),
-    "lag_seconds_max": ("LagSecondsMax", "Seconds"),
-}
 
 
 class MetricsSink(dg.ConfigurableResource, ABC):
     @abstractmethod
-    def publish(self, dataset: str, metadata: Mapping[str, object]) -> None:
-        """Send the figures among ``metadata`` (those ``METRICS`` names) for ``dataset``."""
+    def publish(self, figures: Mapping[str, object], dataset: str | None = None) -> None:
+        """Send the figures among ``figures`` (those ``METRICS`` names), for ``dataset`` or,
+        without one, for the whole lakehouse."""
 
 
 class NoMetrics(MetricsSink):
     """Locally the asset's metadata is the record (the UI plots it)."""
 
-    def publish(self, dataset: str, metadata: Mapping[str, object]) -> None:
+    def publish(self, figures: Mapping[str, object], dataset: str | None = None) -> None:
         return None
 
 
@@ -41,16 +30,17 @@ class CloudWatchMetrics(MetricsSink):
     endpoint_url: str | None = None
     region: str | None = None
 
-    def publish(self, dataset: str, metadata: Mapping[str, object]) -> None:
+    def publish(self, figures: Mapping[str, object], dataset: str | None = None) -> None:
+        dimensions = [{"Name": DATASET, "Value": dataset}] if dataset else []
         data = [
             {
                 "MetricName": name,
-                "Dimensions": [{"Name": "Dataset", "Value": dataset}],
-                "Value": float(str(metadata[key])),
+                "Dimensions": dimensions,
+                "Value": float(str(figures[key])),
                 "Unit": unit,
             }
             for key, (name, unit) in METRICS.items()
-            if isinstance(metadata.get(key), int | float)
+            if isinstance(figures.get(key), int | float)
         ]
         if data:
             client = aws_client("cloudwatch", self.endpoint_url, self.region)

@@ -65,7 +65,13 @@ def prepare(batch: DataFrame, contract: DatasetContract) -> DataFrame:
     Validated rows have passed every rule; one that breaks a rule here means the input is not
     what validation wrote, so the batch fails whole with the counts, and nothing is dropped."""
     typed = batch.select(
-        *(F.col(c.name).cast(c.glue_type).alias(c.name) for c in contract.columns),
+        # a batch validated before the contract gained a column reads NULL there
+        *(
+            (F.col(c.name) if c.name in batch.columns else F.lit(None))
+            .cast(c.glue_type)
+            .alias(c.name)
+            for c in contract.validated_columns
+        ),
         SOURCE_FILE,
         SOURCE_VERSION,
         FILE_ROW,

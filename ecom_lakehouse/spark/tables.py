@@ -11,7 +11,8 @@ from typing import Protocol
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ecom_lakehouse.contracts import SOURCE_FILE, DatasetContract
+from ecom_lakehouse.contracts import SOURCE_FILE, Column, DatasetContract
+from ecom_lakehouse.core.evolution import columns_to_add
 from ecom_lakehouse.core.merge_spec import MergeOutcome, merge_statement
 from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.spark.batch import ddl, key_range
@@ -26,6 +27,26 @@ SOURCE_VIEW = "ecom_lakehouse_batch"
 def create_table_statement(contract: DatasetContract, ref: str) -> str:
     partitioned = f" PARTITIONED BY ({contract.partition_by})" if contract.partition_by else ""
     return f"CREATE TABLE IF NOT EXISTS {ref} ({ddl(contract)}) USING DELTA{partitioned}"
+
+
+def add_columns_statement(ref: str, columns: Sequence[Column]) -> str:
+    added = ", ".join(f"`{c.name}` {c.glue_type}" for c in columns)
+    return f"ALTER TABLE {ref} ADD COLUMNS ({added})"
+
+
+def evolve_table(spark: SparkSession, contract: DatasetContract, ref: str) -> list[Column]:
+    """The columns the contract gained, added to the table (as delta-rs does); a changed type
+    refused (``core/evolution.py``). Returns what was added."""
+    present = {f.name: f.dataType.simpleString() for f in spark.sql(f"SELECT * FROM {ref}").schema}
+    missing = columns_to_add(
+        contract.name,
+        contract.table_columns,
+        present,
+        lambda: bool(spark.sql(f"SELECT 1 FROM {ref} LIMIT 1").take(1)),
+    )
+    if missing:
+        spark.sql(add_columns_statement(ref, missing))
+    return missing
 
 
 def _first(frame: DataFrame) -> int:
@@ -60,6 +81,7 @@ class SparkDeltaTables:
 
     def _create(self, contract: DatasetContract) -> None:
         self.spark.sql(create_table_statement(contract, self._ref(contract.name)))
+        evolve_table(self.spark, contract, self._ref(contract.name))
 
     def _last_commit(self, contract: DatasetContract) -> dict:
         row = self.spark.sql(f"DESCRIBE HISTORY {self._ref(contract.name)} LIMIT 1").first()
