@@ -12,7 +12,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DEMO_ORDERS ?= 2000
 PORT ?= 3000
 
-.PHONY: run test install seed lint bench clean
+.PHONY: run test install seed lint bench clean jvm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,8 +45,15 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint $(CHECKOV)
-	$(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
+# The JVM engines the tests run (Spark's Delta jars, Trino) come from Maven Central into a cache
+# outside the repository (~/.cache/ecom-lakehouse; about 1.1 GB the first time), never at test time.
+# Tests are shared out by file: a file's tests share one worker, so the Trino tests start one
+# Trino (pytest 9.2 ignores xdist's loadgroup: it can no longer rename a test's node id).
+jvm: install
+	$(BIN)/python -m ecom_lakehouse_tests.jvm
+
+test: lint $(CHECKOV) jvm
+	$(BIN)/pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 # The benchmark suite (not part of the tests): about 6 minutes on 2 cores.
 bench: install

@@ -144,7 +144,10 @@ def main() -> None:
         "--baseline-repeat", type=int, default=1, help="the slow naive baseline: fewer runs"
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["freshness", "incremental", "fixed", "stream"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["spark", "freshness", "incremental", "fixed", "stream"],
     )
     parser.add_argument("--stream-files", type=int, default=1000)
     parser.add_argument("--incremental-rows", type=int, default=5_000_000)
@@ -163,6 +166,17 @@ def main() -> None:
     }
     print("seconds per million rows:", report["seconds_per_million_rows"])
     print("ratios:", report["ratios"], flush=True)
+
+    if "spark" not in args.skip:
+        # for information: the Spark engine's MERGE on the smallest input, beside delta-rs's
+        small = min(args.scales)
+        spark = [_run_once("project_spark", inputs(small)[0]) for _ in range(2)]
+        report["spark"] = {
+            "orders": small,
+            "spark": best_of(spark),
+            "delta_rs": contenders.get("project", {}).get(small),
+        }
+        print("spark engine:", report["spark"], flush=True)
 
     if "fixed" not in args.skip:
         from benchmarks.fixed_cost import measure as fixed

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -216,3 +217,23 @@ def sqs_messages(stack: Stack) -> list[dict]:
         for m in batch:
             sqs.delete_message(QueueUrl=stack.failure_queue_url, ReceiptHandle=m["ReceiptHandle"])
     return messages
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Local Spark 3.5.4 with Delta Lake 3.3.0, as AWS Glue 5.0 runs the Spark job (the jars
+    from the install step's cache: a missing one fails naming it)."""
+    from pyspark.sql import SparkSession
+
+    from ecom_lakehouse_tests.jvm import MissingDownload, spark_confs
+
+    try:
+        confs = spark_confs(tmp_path_factory.mktemp("spark-warehouse"))
+    except MissingDownload as missing:
+        pytest.fail(str(missing))
+    builder = SparkSession.builder.master("local[1]").appName("ecom-lakehouse-tests")
+    for key, value in confs.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    yield session
+    session.stop()

@@ -1,8 +1,8 @@
 """A Pipes round trip with the Glue launcher: the Dagster asset starts a Glue job run on a moto
 server, and the job's packaged script runs here as Glue would run it (the run's arguments as
 its command line, the package on its Python path, Pipes context and messages in an S3 bucket
-on moto). Spark has no Delta jars here, so the job commits with delta-rs (``--tables
-delta-rs``); everything else is the job as shipped."""
+on moto) on Spark 3.5.4 with Delta 3.3.0, as Glue 5.0: the job's MERGE commits to the Delta
+table in the moto bucket through S3A."""
 
 import re
 import subprocess
@@ -23,9 +23,11 @@ from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.aws import aws_client
 from ecom_lakehouse.resources.merge_engines import GlueMergeEngine
+from ecom_lakehouse.resources.settings import lake_from_env
 from ecom_lakehouse.spark import package
 from ecom_lakehouse_tests.conftest import REGION, TEST_CREDENTIALS, land
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
+from ecom_lakehouse_tests.jvm import spark_confs, submit_args
 
 JOB = "ecom-lakehouse-merge"
 
@@ -89,6 +91,10 @@ class GlueHereEngine(GlueMergeEngine):
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
+            # what Glue 5.0 gives the job's SparkSession: Delta, and S3 (here the moto server)
+            "PYSPARK_SUBMIT_ARGS": submit_args(
+                spark_confs(Path(self.workdir) / "warehouse", self.endpoint_url)
+            ),
         }
         return GlueRunsHere(client, super().client("s3"), Path(self.workdir), env)
 
@@ -113,13 +119,11 @@ def glue_env(moto_endpoint: str, tmp_path: Path) -> dict[str, str]:
         GlueVersion="5.0",
     )
     return {
-        # the lake is a folder: local Spark cannot read S3 (no hadoop-aws jars)
-        "LAKEHOUSE_URI": str(tmp_path / "lake"),
+        "LAKEHOUSE_URI": f"s3://{bucket}",
         "LAKEHOUSE_MERGE_ENGINE": "glue",
         "LAKEHOUSE_GLUE_JOB_NAME": JOB,
         "LAKEHOUSE_SPARK_SCRIPTS_URI": scripts_uri,
         "LAKEHOUSE_PIPES_BUCKET": bucket,
-        "LAKEHOUSE_SPARK_TABLES": "delta-rs",
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_REGION": REGION,
         **TEST_CREDENTIALS,
@@ -141,7 +145,7 @@ def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_
     engine = resources["merge_engine"]
     settings = {**engine.model_dump(), "message_interval_s": 0.5}
     resources["merge_engine"] = GlueHereEngine(**settings, workdir=str(tmp_path))
-    lake = Lake(glue_env["LAKEHOUSE_URI"])
+    lake = lake_from_env(glue_env)
     day = "2025-04-01T10:00:00"
     key = land(lake, "orders", csv_bytes([ORDERS_HEADER, order(1, day), order(2, day)]), "d.csv")
     file_key = key.removeprefix("raw/")
@@ -161,13 +165,17 @@ def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_
     (materialization,) = result.asset_materializations_for_node(table.node_def.name)
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert (metadata["rows_inserted"], metadata["rows_updated"]) == (2, 0)
-    assert metadata["engine"] == "spark (delta-rs)"
+    assert metadata["engine"] == "spark (spark)"  # Delta Spark's MERGE, not delta-rs
     assert metadata["AWS Glue Job Run ID"] == runs[0]["Id"]
     assert "console.aws.amazon.com/gluestudio" in metadata["AWS Glue Job Run URL"]
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"row_count_reconciles": True, "order_id_unique_and_not_null": True}
-    table_rows = DeltaTable(lake.url(layout.table_path("orders"))).to_pyarrow_table()
-    assert sorted(table_rows["order_id"].to_pylist()) == [1, 2]
+    table = DeltaTable(
+        lake.url(layout.table_path("orders")), storage_options=lake.storage_options()
+    )
+    assert sorted(table.to_pyarrow_table()["order_id"].to_pylist()) == [1, 2]
+    (commit,) = [c for c in table.history() if c["operation"] == "MERGE"]
+    assert commit["engineInfo"].startswith("Apache-Spark/3.5.4 Delta-Lake/3.3.0")
 
 
 def test_the_emr_serverless_launch_is_accepted_as_configured(moto_endpoint, tmp_path):

@@ -88,6 +88,20 @@ def _alarm(description: str, **properties: Any) -> dict[str, Any]:
     }
 
 
+def _at_least_one(description: str, name: str, **metric: Any) -> dict[str, Any]:
+    """An alarm on any occurrence of ``metric`` within five minutes."""
+    return _alarm(
+        description,
+        AlarmName={"Fn::Sub": f"{ENV}-{name}"},
+        **metric,
+        Period=300,
+        EvaluationPeriods=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        Threshold=1,
+        TreatMissingData="notBreaching",
+    )
+
+
 def _resource_name(dataset: str) -> str:
     return "".join(part.capitalize() for part in dataset.split("_"))
 
@@ -211,31 +225,21 @@ def monitoring_template(contracts: Iterable[DatasetContract]) -> dict[str, Any]:
                 },
             },
         },
-        "FailedRunsAlarm": _alarm(
+        "FailedRunsAlarm": _at_least_one(
             "A Dagster run failed (any job): the failure topic also has the run's files and why",
-            AlarmName={"Fn::Sub": f"{ENV}-failed-runs"},
+            "failed-runs",
             Namespace=NAMESPACE,
             MetricName=METRICS["runs_failed"][0],
             Statistic="Sum",
-            Period=300,
-            EvaluationPeriods=1,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-            Threshold=1,
-            TreatMissingData="notBreaching",
         ),
-        "DeadLettersAlarm": _alarm(
+        "DeadLettersAlarm": _at_least_one(
             "Events the trigger could not deliver to its state machine are waiting in its "
             "dead-letter queue (the raw_files_sensor still picks their files up)",
-            AlarmName={"Fn::Sub": f"{ENV}-trigger-dead-letters"},
+            "trigger-dead-letters",
             Namespace="AWS/SQS",
             MetricName="ApproximateNumberOfMessagesVisible",
             Dimensions=[{"Name": "QueueName", "Value": dead_letters}],
             Statistic="Maximum",
-            Period=300,
-            EvaluationPeriods=1,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-            Threshold=1,
-            TreatMissingData="notBreaching",
         ),
     }
     for contract in contracts:

@@ -29,7 +29,7 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from ecom_lakehouse.contracts import SOURCE_FILE, SOURCE_VERSION, DatasetContract
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.evolution import DELTA_TYPES, columns_to_add
+from ecom_lakehouse.core.evolution import DELTA_TYPES, TABLE_PROPERTIES, columns_to_add
 from ecom_lakehouse.core.key_locations import locate_keys
 from ecom_lakehouse.core.merge_spec import (
     SOURCE,
@@ -73,12 +73,6 @@ def open_or_create(
     add_missing_columns(table, contract)
     set_missing_properties(table)
     return table
-
-
-# Every dataset table keeps a change feed (the rows before and after each change): the KPI
-# tables are refreshed from it for the days a load touched. Readers are unaffected (writer
-# protocol 4, reader 1).
-TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
 
 
 def set_missing_properties(table: DeltaTable) -> None:

@@ -1,4 +1,5 @@
-"""How a table's schema follows its contract, for every engine: columns the contract gained are
+"""How a table's definition follows its contract, for every engine: the properties every
+dataset table has; columns the contract gained are
 added (nullable: the rows already written read NULL), a column whose type changed is refused.
 
 Delta can add a column with metadata alone; changing a column's type would mean rewriting every
@@ -12,6 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from ecom_lakehouse.contracts import Column
+
+# Every dataset table keeps a change feed (the rows before and after each change): the KPI
+# tables are refreshed from it for the days a load touched. Readers are unaffected (writer
+# protocol 4, reader 1). Both engines create tables with it and set it where it is missing.
+TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
+# The protocol delta-rs creates such a table with; Delta Spark 3.3, given the same property at
+# creation, would choose table features (writer 7), which fewer writers support.
+TABLE_PROTOCOL = {"delta.minReaderVersion": "1", "delta.minWriterVersion": "4"}
 
 # The Delta log's primitive type names that differ from the contract's (Spark SQL) names.
 DELTA_TYPES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint"}

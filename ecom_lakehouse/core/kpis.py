@@ -65,6 +65,21 @@ def kpi_checks(kpi: KpiTable) -> list[KpiCheck]:
     return [*kpi.checks, *rates]
 
 
+def render_kpi_sql(sql: str, table: Callable[[str], str], dates: list[date] | None = None) -> str:
+    """A KPI's SQL for an engine: each ``{table}`` as ``table`` names it there, ``{changed}``
+    as the relation of changed rows, ``{dates}`` as a relation of those dates (column ``d``).
+    The same text runs on DuckDB and on Athena (Trino)."""
+    names = {field for _, field, _, _ in string.Formatter().parse(sql) if field}
+    values: dict[str, str] = {n: table(n) for n in names - {"dates", "changed"}}
+    values["changed"] = "changed"
+    if dates:
+        rows = ", ".join(f"({sql_literal(d)})" for d in dates)
+        values["dates"] = f"(VALUES {rows}) AS days(d)"
+    elif dates is not None:
+        values["dates"] = "(SELECT CAST(NULL AS DATE) AS d WHERE 1 = 0) AS days"
+    return sql.format(**values)
+
+
 class _Sql:
     """DuckDB over the lake, with the placeholders of the KPI SQL resolved: a dataset's table
     (an empty one of the right columns while the dataset has no table yet), the KPI's own
@@ -91,15 +106,7 @@ class _Sql:
         return f"(SELECT {columns} WHERE 1 = 0)"
 
     def render(self, sql: str, dates: list[date] | None = None) -> str:
-        names = {field for _, field, _, _ in string.Formatter().parse(sql) if field}
-        values: dict[str, str] = {n: self.table(n) for n in names - {"dates", "changed"}}
-        values["changed"] = "changed"
-        if dates:
-            rows = ", ".join(f"({sql_literal(d)})" for d in dates)
-            values["dates"] = f"(VALUES {rows}) AS days(d)"
-        elif dates is not None:
-            values["dates"] = "(SELECT CAST(NULL AS DATE) AS d WHERE 1 = 0) AS days"
-        return sql.format(**values)
+        return render_kpi_sql(sql, self.table, dates)
 
     def query(self, sql: str, dates: list[date] | None = None) -> pa.Table:
         return self.con.execute(self.render(sql, dates)).to_arrow_table()

@@ -5,14 +5,16 @@ they cannot be downloaded here). Both give the local engine's outcome and run th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from ecom_lakehouse.contracts import SOURCE_FILE, Column, DatasetContract
-from ecom_lakehouse.core.evolution import columns_to_add
+from ecom_lakehouse.core.evolution import TABLE_PROPERTIES, TABLE_PROTOCOL, columns_to_add
 from ecom_lakehouse.core.merge_spec import MergeOutcome, merge_statement
 from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.spark.batch import ddl, key_range
@@ -24,9 +26,16 @@ TXN_VERSION = "spark.databricks.delta.write.txnVersion"
 SOURCE_VIEW = "ecom_lakehouse_batch"
 
 
+def _properties(properties: Mapping[str, str]) -> str:
+    return ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+
+
 def create_table_statement(contract: DatasetContract, ref: str) -> str:
     partitioned = f" PARTITIONED BY ({contract.partition_by})" if contract.partition_by else ""
-    return f"CREATE TABLE IF NOT EXISTS {ref} ({ddl(contract)}) USING DELTA{partitioned}"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {ref} ({ddl(contract)}) USING DELTA{partitioned}"
+        f" TBLPROPERTIES ({_properties({**TABLE_PROTOCOL, **TABLE_PROPERTIES})})"
+    )
 
 
 def add_columns_statement(ref: str, columns: Sequence[Column]) -> str:
@@ -35,8 +44,9 @@ def add_columns_statement(ref: str, columns: Sequence[Column]) -> str:
 
 
 def evolve_table(spark: SparkSession, contract: DatasetContract, ref: str) -> list[Column]:
-    """The columns the contract gained, added to the table (as delta-rs does); a changed type
-    refused (``core/evolution.py``). Returns what was added."""
+    """The columns the contract gained, added to the table, and the properties every table has,
+    set where missing (as delta-rs does); a changed type refused (``core/evolution.py``).
+    Returns the columns added."""
     present = {f.name: f.dataType.simpleString() for f in spark.sql(f"SELECT * FROM {ref}").schema}
     missing = columns_to_add(
         contract.name,
@@ -46,7 +56,18 @@ def evolve_table(spark: SparkSession, contract: DatasetContract, ref: str) -> li
     )
     if missing:
         spark.sql(add_columns_statement(ref, missing))
+    configured = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {ref}").collect()}
+    unset = {k: v for k, v in TABLE_PROPERTIES.items() if configured.get(k) != v}
+    if unset:  # a table another engine (or an older version) made without them
+        spark.sql(f"ALTER TABLE {ref} SET TBLPROPERTIES ({_properties(unset)})")
     return missing
+
+
+def as_arrow(frame: DataFrame) -> pa.Table:
+    """A DataFrame's rows as Arrow: Spark 3.5 (Glue 5) has no ``DataFrame.toArrow`` (4.0 does);
+    its Arrow collect is what ``toPandas`` uses."""
+    batches = frame._collect_as_arrow()
+    return pa.Table.from_batches(batches, schema=None if batches else to_arrow_schema(frame.schema))
 
 
 def _first(frame: DataFrame) -> int:
@@ -170,7 +191,7 @@ class DeltaRsTables:
     ) -> MergeOutcome:
         from ecom_lakehouse.core.delta import merge_batch
 
-        return merge_batch(contract, self.lake, batch.toArrow(), uploads)
+        return merge_batch(contract, self.lake, as_arrow(batch), uploads)
 
     def table_ref(self, dataset: str) -> str:
         from ecom_lakehouse.core.duckdb_sql import delta_scan
