@@ -106,7 +106,7 @@ class SparkMergeEngine(MergeEngine, ABC):
     reports the materialization and the checks, the launcher adds the run's id and link."""
 
     scripts_uri: str  # s3://bucket/scripts/<version>, as `ecom-lakehouse package-spark` prints
-    tables: str = "spark"  # "delta-rs" where Spark has no Delta jars (tests)
+    tables: str = "spark"  # "delta-rs" for a Spark without the Delta jars
     endpoint_url: str | None = None
     region: str | None = None
 

@@ -1,6 +1,7 @@
 """Where the Spark job commits: Delta Lake through Spark SQL (Glue 5 / EMR 7, which ship the
-Delta jars), or delta-rs from the driver where the jars are missing (this repository's tests;
-they cannot be downloaded here). Both give the local engine's outcome and run the same checks.
+Delta jars; the tests give local Spark the same versions), or delta-rs from the driver where a
+Spark has no Delta jars. Both give the local engine's outcome and run the same checks
+(``ecom_lakehouse_tests/test_engines.py`` holds them to the same table).
 """
 
 from __future__ import annotations
