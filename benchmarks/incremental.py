@@ -22,7 +22,7 @@ from deltalake import DeltaTable, write_deltalake
 from benchmarks.run import settle
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import merge_upload, open_or_create
+from ecom_lakehouse.core.delta import merge_upload, open_or_create, with_every_validated_column
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import Upload
 
@@ -50,7 +50,8 @@ def items_table(first_id: int, rows: int, days: int, first_day: int, seed: int) 
         "order_timestamp": pa.array(ts, pa.timestamp("us", tz="UTC")),
         "date": pa.array(dates[day - first_day], pa.date32()),
     }
-    return pa.table(columns).cast(ITEMS.arrow_schema)
+    # as validation gives them: the contract's columns and the (empty) rescued data
+    return with_every_validated_column(ITEMS, pa.table(columns)).cast(ITEMS.arrow_schema)
 
 
 def _table(lake: Lake) -> str:

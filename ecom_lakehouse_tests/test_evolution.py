@@ -2,16 +2,17 @@
 table and the catalog (old rows read NULL), a value under a column the contract does not know
 is kept in ``_rescued_data``, and a changed column type is refused with what to do."""
 
+import io
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
-from ecom_lakehouse.contracts import CONTRACTS, RESCUED_DATA, Column
+from ecom_lakehouse.contracts import CONTRACTS, RESCUED_DATA, SOURCE_FILE, Column
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.evolution import SchemaChangeRefused, columns_to_add
 from ecom_lakehouse.core.pipeline import load_batch, validate_batch
@@ -87,17 +88,24 @@ def test_values_under_columns_the_contract_does_not_know_are_kept_in_rescued_dat
     assert rejected == [("3", '{"coupon": "AUTUMN", "Channel": "app", "column 9": "note"}')]
 
 
-def test_a_table_made_before_rescued_data_gains_the_column(tmp_path):
+def test_a_table_made_before_the_audit_columns_and_rescued_data_gains_them(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
-    old_schema = pa.schema([f for f in ORDERS.table_schema if f.name != RESCUED_DATA])
-    DeltaTable.create(
-        lake.url(layout.table_path("orders")), schema=old_schema, partition_by=["date"]
+    # a row written before the table had them (as the 5M-row benchmark table is written)
+    land(lake, "orders", csv_bytes([ORDERS_HEADER, order(7)]), "old.csv")
+    validate_batch(lake, ORDERS, ["orders/old.csv"], "b0")
+    old = pq.read_table(io.BytesIO(lake.read(layout.validated_batch_key("orders", "b0"))[0]))
+    old_columns = [f.name for f in ORDERS.table_schema if not f.name.startswith("_")]
+    write_deltalake(
+        lake.url(layout.table_path("orders")), old.select(old_columns), partition_by=["date"]
     )
     land(lake, "orders", csv_bytes([[*ORDERS_HEADER, "coupon"], [*order(1), "X"]]), "a.csv")
     validate_batch(lake, ORDERS, ["orders/a.csv"], "b1")
     load_batch(lake, ORDERS, "b1")
-    rows = delta_table(lake, "orders").to_pyarrow_table().select(["order_id", RESCUED_DATA])
-    assert rows.to_pylist() == [{"order_id": 1, RESCUED_DATA: json.dumps({"coupon": "X"})}]
+    rows = delta_table(lake, "orders").to_pyarrow_table().sort_by("order_id")
+    assert rows.select(["order_id", RESCUED_DATA, SOURCE_FILE]).to_pylist() == [
+        {"order_id": 1, RESCUED_DATA: json.dumps({"coupon": "X"}), SOURCE_FILE: "orders/a.csv"},
+        {"order_id": 7, RESCUED_DATA: None, SOURCE_FILE: None},
+    ]
 
 
 def test_a_changed_column_type_is_refused_with_what_to_do(stack, instance, monkeypatch):

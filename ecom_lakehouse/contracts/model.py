@@ -68,15 +68,28 @@ class Column:
 
 # Where each row of a table came from, like Auto Loader's file metadata: an analyst answers
 # "which file gave me this row?" in SQL. Names start with _ so no contract column can clash.
+# The loader fills them, no file does (so not `required`: rows written before a table had them
+# read NULL there).
 SOURCE_FILE, SOURCE_VERSION, LOADED_AT = "_source_file", "_source_version", "_loaded_at"
 AUDIT_COLUMNS = (
-    Column(SOURCE_FILE, "string", description="The file the row came from (its path under raw/)."),
+    Column(
+        SOURCE_FILE,
+        "string",
+        required=False,
+        description="The file the row came from (its path under raw/).",
+    ),
     Column(
         SOURCE_VERSION,
         "bigint",
+        required=False,
         description="The upload's version: when it landed in raw/, in ms since 1970 (UTC).",
     ),
-    Column(LOADED_AT, "timestamp", description="When the row was written to the table (UTC)."),
+    Column(
+        LOADED_AT,
+        "timestamp",
+        required=False,
+        description="When the row was written to the table (UTC).",
+    ),
 )
 
 
