@@ -154,19 +154,19 @@ def test_the_spark_job_adds_the_columns_a_contract_gained_and_refuses_a_changed_
 ):
     from ecom_lakehouse_tests.test_evolution import COUPON, WITH_COUPON
 
-    columns = ", ".join(f"`{c.name}` {c.glue_type}" for c in ORDERS.table_columns)
-    spark.sql(f"CREATE TABLE evolving ({columns}) USING parquet LOCATION '{tmp_path}/t'")
-    try:
-        assert evolve_table(spark, WITH_COUPON, "evolving") == [COUPON]
-        assert spark.table("evolving").schema["coupon"].dataType.simpleString() == "string"
-        assert evolve_table(spark, WITH_COUPON, "evolving") == []
-        wider = replace(ORDERS.column("total_amount"), type="decimal(18,2)")
-        changed = replace(ORDERS, columns=tuple(wider if c.name == wider.name else c
-                                                for c in ORDERS.columns))  # fmt: skip
-        with pytest.raises(SchemaChangeRefused, match=r"total_amount is decimal\(12,2\) in the"):
-            evolve_table(spark, changed, "evolving")
-    finally:
-        spark.sql("DROP TABLE evolving")
+    ref = f"delta.`{tmp_path}/orders`"
+    spark.sql(create_table_statement(ORDERS, ref))
+    spark.sql(f"ALTER TABLE {ref} UNSET TBLPROPERTIES ('delta.enableChangeDataFeed')")
+    assert evolve_table(spark, WITH_COUPON, ref) == [COUPON]
+    assert spark.sql(f"SELECT * FROM {ref}").schema["coupon"].dataType.simpleString() == "string"
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {ref}").collect()}
+    assert properties["delta.enableChangeDataFeed"] == "true"  # set again where missing
+    assert evolve_table(spark, WITH_COUPON, ref) == []
+    wider = replace(ORDERS.column("total_amount"), type="decimal(18,2)")
+    changed = replace(ORDERS, columns=tuple(wider if c.name == wider.name else c
+                                            for c in ORDERS.columns))  # fmt: skip
+    with pytest.raises(SchemaChangeRefused, match=r"total_amount is decimal\(12,2\) in the"):
+        evolve_table(spark, changed, ref)
 
 
 def test_the_package_is_versioned_by_content_and_imports_from_its_zip(tmp_path, moto_endpoint):

@@ -97,13 +97,18 @@ class SparkDeltaTables:
     def __init__(self, spark: SparkSession, table_uri: Callable[[str], str]) -> None:
         self.spark = spark
         self.table_uri = table_uri
+        self._ready: set[str] = set()  # tables created and evolved by this job
 
     def _ref(self, dataset: str) -> str:
         return f"delta.`{self.table_uri(dataset)}`"
 
     def _create(self, contract: DatasetContract) -> None:
+        """Once per table and job: a load asks before, during and after its MERGE."""
+        if contract.name in self._ready:
+            return
         self.spark.sql(create_table_statement(contract, self._ref(contract.name)))
         evolve_table(self.spark, contract, self._ref(contract.name))
+        self._ready.add(contract.name)
 
     def _last_commit(self, contract: DatasetContract) -> dict:
         row = self.spark.sql(f"DESCRIBE HISTORY {self._ref(contract.name)} LIMIT 1").first()
