@@ -5,24 +5,45 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+# Installs come from the committed locks (uv.lock; deploy/checkov/uv.lock), never from a fresh
+# resolution. uv itself is installed into .venv-uv by pip, at the version pyproject.toml requires.
+UV_REQUIREMENT := $(shell sed -n 's/^required-version = "\(.*\)"/\1/p' pyproject.toml)
+UV := .venv-uv/bin/uv
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
+LOCK_STALE := uv.lock does not match pyproject.toml: run make lock, then make test, and commit both
 
 export LAKEHOUSE_URI ?= $(CURDIR)/.lakehouse
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DEMO_ORDERS ?= 2000
 PORT ?= 3000
 
-.PHONY: run test install seed lint bench clean jvm
+.PHONY: run test install install-run lock seed lint bench clean jvm checkov
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $(STAMP)
+$(UV): pyproject.toml
+	test -x .venv-uv/bin/python || $(PYTHON) -m venv .venv-uv
+	.venv-uv/bin/pip install --quiet --disable-pip-version-check "uv$(UV_REQUIREMENT)"
+	touch $(UV)
 
-install: $(STAMP)
+# What running needs (no test tools, no Spark); keeps what `make install` added (--inexact).
+install-run: $(UV)
+	@$(UV) lock --check --offline --quiet 2>/dev/null || { echo "$(LOCK_STALE)" >&2; exit 1; }
+	$(UV) sync --locked --quiet --no-dev --inexact
 
-seed: install
+# What the tests need besides: the dev group (pytest, moto, ruff, mypy, ...) and Spark; exactly the lock.
+install: $(UV)
+	@$(UV) lock --check --offline --quiet 2>/dev/null || { echo "$(LOCK_STALE)" >&2; exit 1; }
+	$(UV) sync --locked --quiet --extra spark
+
+# Moving pins: `make lock` re-resolves what pyproject.toml allows but keeps every locked version
+# that still fits; `$(UV) lock --upgrade-package NAME` moves one. Then `make test`, and commit.
+lock: $(UV)
+	$(UV) lock
+	$(UV) lock --project deploy/checkov
+
+seed: install-run
 	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --orders $(DEMO_ORDERS) --seed 7
 	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --family thelook --orders $(DEMO_ORDERS) --days 30 --seed 7
 	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --family transactions --orders 288 --days 1 --seed 7
@@ -32,13 +53,9 @@ run: seed
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (lake: $(LAKEHOUSE_URI))"
 	LAKEHOUSE_TRANSACTIONS_GENERATOR=running exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
-# checkov lints deploy/ from its own virtualenv: a large tool with its own pins, kept out of the project's.
-CHECKOV_VERSION := 3.3.30
-CHECKOV := .venv-checkov/bin/checkov-$(CHECKOV_VERSION)
-$(CHECKOV):
-	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
-	.venv-checkov/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"
-	ln -sf checkov $(CHECKOV)
+# checkov lints deploy/ from its own virtualenv and lock: it pins its own boto3, among much else.
+checkov: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/.venv-checkov $(UV) sync --locked --quiet --project deploy/checkov
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,7 +69,7 @@ lint: install
 jvm: install
 	$(BIN)/python -m ecom_lakehouse_tests.jvm
 
-test: lint $(CHECKOV) jvm
+test: lint checkov jvm
 	$(BIN)/pytest -n 2 --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 # The benchmark suite (not part of the tests): about 6 minutes on 2 cores.
