@@ -1,6 +1,8 @@
 """The README's first command in miniature: `dagster dev` with the sensors on picks up the
 files in raw/ and materializes the tables, with no manual step."""
 
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +13,9 @@ from ecom_lakehouse.core import duckdb_sql, layout
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.generators import thelook
 from ecom_lakehouse.generators.ecommerce import generate
-from ecom_lakehouse_tests.conftest import files_under, query
+from ecom_lakehouse_tests.conftest import archived_files, files_under, land, query
 from ecom_lakehouse_tests.dagster_dev import graphql, running_dagster_dev
+from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order, xlsx_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { jobName status tags { key value } } } } }"
@@ -109,3 +112,54 @@ def test_the_transactions_schedule_runs_and_its_files_are_loaded(tmp_path):
     assert generated and all(r["status"] == "SUCCESS" for r in generated), runs
     tags = {t["key"]: t["value"] for r in generated for t in r["tags"]}
     assert tags.get("dagster/schedule_name") == "transactions_generator_schedule"
+
+
+def test_the_daemon_and_ingest_on_one_lake_fail_no_run(tmp_path):
+    """Bad and good files dropped together; the daemon queues runs for them and
+    `ecom-lakehouse ingest` runs beside it: whoever takes a file first, no run fails, and
+    every file ends in exactly one place."""
+    with running_dagster_dev(tmp_path) as (port, lake_dir, ui_up):
+        for folder, content, name in DROPPED:
+            land(lake_dir, folder, content, name)
+        deadline = ui_up + 60
+        while not _ingest_runs(port) and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the daemon has queued its runs
+        env = {**os.environ, "LAKEHOUSE_URI": str(lake_dir)}
+        env.pop("DAGSTER_HOME", None)
+        cli = subprocess.run(
+            [str(REPO / ".venv/bin/ecom-lakehouse"), "ingest"], env=env, capture_output=True,
+            text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert "FAILED" not in cli.stdout and "Traceback" not in cli.stderr, cli.stdout
+        while time.monotonic() < deadline + 60:
+            runs = _ingest_runs(port)
+            if runs and all(r["status"] in FINISHED for r in runs):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"the daemon's runs did not finish: {runs}")
+    assert [r for r in runs if r["status"] != "SUCCESS"] == [], runs
+    assert files_under(lake_dir, "raw") == []
+    assert archived_files(lake_dir) == ["orders/good.csv", "products/good.csv"]
+    rejected = [k for k in files_under(lake_dir, "rejected") if not k.startswith("records/")]
+    assert rejected == [
+        "invalid_schema/orders/wrong_header.csv",
+        "invalid_schema/orders/wrong_header.csv.reason.json",
+        "unreadable/orders/truncated.xlsx",
+        "unreadable/orders/truncated.xlsx.reason.json",
+    ]
+
+
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+DROPPED = (
+    ("orders", csv_bytes([ORDERS_HEADER, *(order(i) for i in range(1, 4))]), "good.csv"),
+    ("orders", csv_bytes([["id", "when"], [1, "2025-04-01"]]), "wrong_header.csv"),
+    ("orders", xlsx_bytes({"2025-04-01": [ORDERS_HEADER, order(9)]})[:200], "truncated.xlsx"),
+    ("products", csv_bytes([["product_id", "department_id", "department", "product_name"],
+                            [1, 1, "Books", "A book"]]), "good.csv"),
+)  # fmt: skip
+
+
+def _ingest_runs(port: int) -> list[dict]:
+    runs = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+    return [r for r in runs if r["jobName"].endswith("_ingest")]

@@ -14,7 +14,7 @@ import contextlib
 import json
 import tempfile
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,21 +58,26 @@ class FileRejected(Exception):
         self.rejected_key = rejected_key
 
 
-class SourceChanged(Exception):
-    """The file was replaced while it was being handled: its new upload has a run of its own."""
+class FileSkipped(Exception):
+    """The upload a run was started for is not there to take: another writer loaded it
+    (archived) or rejected it, a newer upload replaced it, or it was removed. Nothing is left
+    to do for it: the run says where the file is now and goes on."""
 
-    def __init__(self, file_key: str) -> None:
-        super().__init__(f"{file_key} was replaced meanwhile; its new upload runs next")
-
-
-class SourceMissing(Exception):
-    """The file is neither in ``raw/`` nor in ``archived/``."""
-
-    def __init__(self, file_key: str) -> None:
-        super().__init__(f"{file_key} is neither in {layout.RAW} nor in {layout.ARCHIVED}")
+    def __init__(self, file_key: str, reason: str, now_at: str = "") -> None:
+        super().__init__(f"{file_key}: {reason}" + (f" (now {now_at})" if now_at else ""))
+        self.reason = reason
+        self.now_at = now_at
 
 
-FileProblem = SourceMissing | SourceChanged | FileRejected  # a file found not to be readable
+@dataclass(frozen=True)
+class Delivery:
+    """How a run takes its files: the uploads the sensor started it for (``etags``: file ->
+    ETag; one found taken by another writer is skipped), a re-execution of an earlier attempt
+    (``retry``: its uploads as they were), or, with neither, a re-process of each file from
+    wherever it is now."""
+
+    etags: Mapping[str, str] = field(default_factory=dict)
+    retry: bool = False
 
 
 @dataclass
@@ -80,12 +85,12 @@ class FileValidation:
     """What validation made of one file of a batch."""
 
     file_key: str
-    upload: Upload | None = None  # None: the file was not found, or rejected whole
+    upload: Upload | None = None  # None: the file was skipped, or rejected whole
     source: ObjectInfo | None = None
     format: str | None = None
     check: FileCheck | None = None  # its rows' counts and rejected rows
     rejection: FileRejected | None = None  # rejected whole, and moved under rejected/
-    missing: str = ""  # why it could not be found
+    skipped: FileSkipped | None = None  # not there to take: why, and where it is now
     rejected_records_key: str | None = None
 
 
@@ -103,16 +108,23 @@ def locate_source(
     lake: Lake,
     file_key: str,
     listed: dict[str, ObjectInfo] | None = None,
-    redeliver: bool = True,
+    delivery: Delivery = Delivery(),
 ) -> tuple[ObjectInfo, Upload]:
-    """The file in ``raw/`` and its upload (from ``listed``, a listing of its folder, when
-    given); or else its archived copy: a new delivery of the upload the archive recorded
-    (re-processing from the archive, applied once more), or with ``redeliver=False`` (a retry
-    of a run that already loaded it) that upload itself, which the table already has. A file
-    another run has rejected meanwhile is reported as rejected."""
+    """Where the file is, and the upload it is, wherever it is now.
+
+    A run started for an upload (its ETag in ``delivery``: the sensor saw it) takes it from
+    ``raw/``; finding it archived or rejected by another writer, or replaced by a newer upload,
+    it has nothing to do: ``FileSkipped`` says where the file went. A retry takes its upload as
+    it was, which the table may already have. Any other run re-processes the file from where
+    it is (``raw/``, ``archived/`` or ``rejected/``): a new delivery of the upload it was,
+    applied once more. ``listed``: a listing of the file's raw folder, to save a look."""
+    expected_etag = delivery.etags.get(file_key)
     info = listed.get(file_key) if listed is not None else lake.head(layout.raw_key(file_key))
     if info is not None:
+        if expected_etag is not None and info.etag != expected_etag:
+            raise FileSkipped(file_key, REPLACED, info.key)
         return info, Upload.of(info)
+    taken_elsewhere = expected_etag is not None or delivery.retry
     archived = layout.archived_key(file_key)
     info = lake.head(archived)
     if info is not None:
@@ -121,30 +133,52 @@ def locate_source(
             upload = Upload(file_key, info.etag, millis(info.last_modified))
         else:
             upload = Upload.from_record(lake.read(record.key)[0])
-        return info, upload.redelivered(datetime.now(UTC)) if redeliver else upload
+        if delivery.retry:
+            return info, upload
+        if expected_etag is not None:
+            why = "already loaded by another run" if upload.etag == expected_etag else REPLACED
+            raise FileSkipped(file_key, why, archived)
+        return info, upload.redelivered(datetime.now(UTC), archived)
     for kind in get_args(layout.FileRejection):
         rejected = layout.rejected_file_key(kind, file_key)
-        if lake.head(rejected) is not None:
-            reason = json.loads(lake.read(layout.reason_key(rejected))[0]).get("reason", "")
-            raise FileRejected(kind, reason, rejected)
-    raise SourceMissing(file_key)
+        info = lake.head(rejected)
+        if info is None:
+            continue
+        detail = json.loads(lake.read(layout.reason_key(rejected))[0])
+        if taken_elsewhere:
+            why = f"already rejected ({kind}): {detail.get('reason', '')}"
+            raise FileSkipped(file_key, why, rejected)
+        version = int(detail.get("version") or millis(info.last_modified))
+        upload = Upload(file_key, info.etag, version)
+        return info, upload.redelivered(datetime.now(UTC), rejected)
+    raise FileSkipped(
+        file_key, f"gone: in none of {layout.RAW}, {layout.ARCHIVED} or {layout.REJECTED}"
+    )
+
+
+REPLACED = "a newer upload replaced it, and is taken by a run of its own"
 
 
 def reject_file(
-    lake: Lake, source: ObjectInfo, file_key: str, kind: layout.FileRejection, reason: str
+    lake: Lake, source: ObjectInfo, upload: Upload, kind: layout.FileRejection, reason: str
 ) -> FileRejected:
     """Move the whole file under ``rejected/<kind>/`` with a JSON reason beside it. The reason
-    is written first, so a rejected file is never found without one."""
+    is written first, so a rejected file is never found without one. A file re-processed from
+    ``rejected/`` and rejected again keeps one place and one reason."""
+    file_key = upload.file_key
     target = layout.rejected_file_key(kind, file_key)
     detail = {
         "file": file_key,
         "source_key": source.key,
         "etag": source.etag,
+        "version": upload.version,  # when it landed: a re-process keeps newest-wins honest
         "rejection": kind,
         "reason": reason,
         "rejected_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     lake.write(layout.reason_key(target), json.dumps(detail, indent=2).encode())
+    if source.key == target:
+        return FileRejected(kind, reason, target)
     try:
         lake.move(source.key, target, expected_etag=source.etag)
     except FileNotFoundError:
@@ -152,7 +186,10 @@ def reject_file(
             raise
     except ObjectChanged:  # a new upload replaced it: that one has a run of its own
         lake.delete(layout.reason_key(target))
-        raise SourceChanged(file_key) from None
+        raise FileSkipped(file_key, REPLACED, source.key) from None
+    if source.key.startswith(layout.REJECTED):  # rejected before for another reason
+        with contextlib.suppress(FileNotFoundError):
+            lake.delete(layout.reason_key(source.key))
     return FileRejected(kind, reason, target)
 
 
@@ -161,19 +198,21 @@ def validate_batch(
     contract: DatasetContract,
     file_keys: Sequence[str],
     batch_id: str,
-    redeliver: bool = True,
+    delivery: Delivery = Delivery(),
 ) -> ValidatedBatch:
     """Read and check the files together (one pass of the checks however many there are); move
     each file that cannot be read or whose header is wrong under ``rejected/`` with its
     reason; write each file's rejected rows, and the accepted files' good rows, with where each
-    came from, as one typed Parquet file for the merge. One bad file holds back no other."""
+    came from, as one typed Parquet file for the merge. One bad file holds back no other.
+    ``delivery``: how the run takes its files (see ``Delivery``). When no file is left to
+    load, nothing is written for the merge."""
     release_freed_memory()  # what earlier files' steps freed, before this one allocates
     batch = ValidatedBatch(layout.validated_batch_key(contract.name, batch_id))
     by_key = {k: FileValidation(k) for k in dict.fromkeys(file_keys)}
     batch.files = list(by_key.values())
     listed = _listing(lake, contract)
     with _scratch() as scratch:
-        found = _readable(lake, contract, batch.files, listed, scratch, redeliver=redeliver)
+        found = _readable(lake, contract, batch.files, listed, scratch, delivery=delivery)
         checked = validate_files(contract, found)
         for check in checked.files:
             done = by_key[check.file_key]
@@ -185,6 +224,10 @@ def validate_batch(
                 _reject(lake, done, kind, str(check.error))
         accepted = [f for f in batch.files if f.upload is not None]
         _write_rejected_rows(lake, contract, accepted, scratch)
+        if not accepted:  # nothing for the merge (and nothing of an earlier attempt either)
+            with contextlib.suppress(FileNotFoundError):
+                lake.delete(layout.batch_manifest_key(contract.name, batch_id))
+            return batch
         rows = _stamped(checked.valid, [by_key[c.file_key] for c in checked.files])
         _write_parquet(lake, batch.key, rows, scratch)
     # After the rows: a manifest is only ever found beside the rows it describes.
@@ -206,17 +249,14 @@ def _readable(
     listed: dict[str, ObjectInfo],
     scratch: Path,
     *,
-    redeliver: bool,
+    delivery: Delivery,
 ) -> Iterator[tuple[str, Iterator[RawPart]]]:
     """Each file that can be found and has a format the contract takes (fetched ahead: see
     ``_download``), as parts to check; the others are recorded."""
-    for done, fetched in _prefetched(lake, files, listed, scratch, redeliver):
+    for done, fetched in _prefetched(lake, files, listed, scratch, delivery):
         fmt = detect_format(done.file_key)
-        if isinstance(fetched, SourceMissing | SourceChanged):
-            done.missing = str(fetched)
-            continue
-        if isinstance(fetched, FileRejected):  # by another run, meanwhile
-            done.rejection = fetched
+        if isinstance(fetched, FileSkipped):
+            done.skipped = fetched
             continue
         local, done.source, upload = fetched
         done.upload, done.format = upload, fmt
@@ -238,17 +278,17 @@ def _prefetched(
     files: list[FileValidation],
     listed: dict[str, ObjectInfo],
     scratch: Path,
-    redeliver: bool,
-) -> Iterator[tuple[FileValidation, tuple[Source, ObjectInfo, Upload] | FileProblem]]:
+    delivery: Delivery,
+) -> Iterator[tuple[FileValidation, tuple[Source, ObjectInfo, Upload] | FileSkipped]]:
     """The files downloaded in order, up to ``PREFETCH`` ahead of the reader (each into a
     folder of its own: two files may share a name)."""
 
-    def fetch(index: int, done: FileValidation) -> tuple[Source, ObjectInfo, Upload] | FileProblem:
+    def fetch(index: int, done: FileValidation) -> tuple[Source, ObjectInfo, Upload] | FileSkipped:
         folder = scratch / f"f{index}"  # made only for a file saved to disk
         try:
-            return _download(lake, done.file_key, folder, listed, redeliver)
-        except (SourceMissing, SourceChanged, FileRejected) as problem:
-            return problem
+            return _download(lake, done.file_key, folder, listed, delivery)
+        except FileSkipped as skipped:
+            return skipped
 
     with ThreadPoolExecutor(max_workers=PREFETCH) as pool:
         ahead: deque[tuple[FileValidation, Future]] = deque()
@@ -263,11 +303,12 @@ def _prefetched(
 
 
 def _reject(lake: Lake, done: FileValidation, kind: layout.FileRejection, reason: str) -> None:
-    assert done.source is not None
+    if done.source is None or done.upload is None:
+        raise ValueError(f"{done.file_key}: only a file that was found can be rejected")
     try:
-        done.rejection = reject_file(lake, done.source, done.file_key, kind, reason)
-    except SourceChanged as changed:
-        done.missing = str(changed)
+        done.rejection = reject_file(lake, done.source, done.upload, kind, reason)
+    except FileSkipped as skipped:
+        done.skipped = skipped
     done.upload = None
 
 
@@ -278,10 +319,10 @@ def _write_rejected_rows(
     an earlier attempt."""
     existing = {info.key for info in lake.list(layout.rejected_records_prefix(contract.name))}
     for done in files:
-        assert done.check is not None and done.check.rejected is not None
+        rejected = done.check.rejected if done.check is not None else None
         key = layout.rejected_records_key(contract.name, done.file_key)
-        if done.check.rejected.num_rows:
-            _write_parquet(lake, key, done.check.rejected, scratch)
+        if rejected is not None and rejected.num_rows:
+            _write_parquet(lake, key, rejected, scratch)
             done.rejected_records_key = key
         elif key in existing:
             with contextlib.suppress(FileNotFoundError):  # another run deleted them first
@@ -295,7 +336,7 @@ def _stamped(valid: pa.Table, files: list[FileValidation]) -> pa.Table:
     at 650,000 rows."""
     keys = pa.array([f.file_key for f in files], pa.string())
     versions = pa.array([f.upload.version if f.upload else None for f in files], pa.int64())
-    accepted = pa.array([f.upload is not None for f in files])
+    accepted = pa.array([f.upload is not None for f in files], pa.bool_())
     valid = valid.filter(pc.take(accepted, valid.column(FILE_INDEX)))
     index = valid.column(FILE_INDEX)
     source = pa.chunked_array(
@@ -311,14 +352,14 @@ def _download(
     file_key: str,
     scratch: Path,
     listed: dict[str, ObjectInfo],
-    redeliver: bool,
+    delivery: Delivery,
 ) -> tuple[Source, ObjectInfo, Upload]:
     """The file, with the object and upload it is: in memory when small (a stream's files),
     else saved into ``scratch``. Another run may move it (archived or rejected) or a new upload
     replace it between the look and the download: then it is looked for again."""
     for attempt in range(DOWNLOAD_ATTEMPTS):
         where = listed if attempt == 0 else None
-        source, upload = locate_source(lake, file_key, where, redeliver)
+        source, upload = locate_source(lake, file_key, where, delivery)
         local: Source
         try:
             if source.size <= IN_MEMORY_BYTES:
@@ -330,7 +371,7 @@ def _download(
             continue
         if downloaded.etag == source.etag:
             return local, downloaded, upload
-    raise SourceMissing(file_key)
+    raise FileSkipped(file_key, f"it kept moving: {DOWNLOAD_ATTEMPTS} looks found it gone")
 
 
 DOWNLOAD_ATTEMPTS = 5
@@ -354,6 +395,11 @@ def _write_parquet(lake: Lake, key: str, table: pa.Table, scratch: Path) -> None
     with tempfile.NamedTemporaryFile(dir=scratch, suffix=".parquet") as local:
         pq.write_table(table, local.name, compression="zstd")
         lake.write(key, Path(local.name))
+
+
+def has_batch(lake: Lake, contract: DatasetContract, batch_id: str) -> bool:
+    """Whether validation left the batch rows to merge (a manifest beside them)."""
+    return lake.head(layout.batch_manifest_key(contract.name, batch_id)) is not None
 
 
 def batch_uploads(lake: Lake, contract: DatasetContract, batch_id: str) -> list[Upload]:
@@ -387,36 +433,45 @@ class ArchiveOutcome:
 
 
 def archive_file(lake: Lake, upload: Upload) -> ArchiveOutcome:
-    """Move the raw file to ``archived/`` (call only after its rows are committed), with the
-    upload's record beside it where the move makes a new object (written first: such an
+    """Move the file from where its rows were read (``raw/``, or ``rejected/`` for a file
+    re-processed from there) to ``archived/`` (call only after its rows are committed), with
+    the upload's record beside it where the move makes a new object (written first: such an
     archived file always has one; a renamed file keeps its ETag and time, its upload's identity).
 
-    A raw file whose ETag changed since it was validated is a newer upload: it stays in
-    ``raw/`` for its own run.
+    A file whose ETag changed since it was validated is a newer upload: it stays for its own
+    run. A file another run archived first, or re-processed from the archive, is left there.
     """
-    raw, archived = layout.raw_key(upload.file_key), layout.archived_key(upload.file_key)
-    current = lake.head(raw)
+    source = upload.source_key or layout.raw_key(upload.file_key)
+    archived = layout.archived_key(upload.file_key)
+    if source == archived:
+        return ArchiveOutcome(archived, moved=False, note="re-processed from the archive")
+    current = lake.head(source)
     if current is None:
-        if lake.head(archived) is None:
-            raise SourceMissing(upload.file_key)
-        return ArchiveOutcome(archived, moved=False, note="already archived")
+        return _archived_by_another(lake, source, archived)
     if current.etag != upload.etag:
-        return ArchiveOutcome(
-            archived, moved=False, note="a newer upload replaced the file; left in raw/"
-        )
+        return ArchiveOutcome(archived, moved=False, note=f"{NEWER_UPLOAD}; left in {source}")
     if not lake.move_keeps_identity:  # else the archived copy itself tells its upload
         lake.write(layout.upload_record_key(archived), upload.record())
     try:
-        lake.move(raw, archived, expected_etag=upload.etag)
+        lake.move(source, archived, expected_etag=upload.etag)
     except FileNotFoundError:  # another run moved it meanwhile
-        if lake.head(archived) is None:
-            raise SourceMissing(upload.file_key) from None
-        return ArchiveOutcome(archived, moved=False, note="already archived")
+        return _archived_by_another(lake, source, archived)
     except ObjectChanged:
-        return ArchiveOutcome(
-            archived, moved=False, note="a newer upload replaced the file; left in raw/"
-        )
+        return ArchiveOutcome(archived, moved=False, note=f"{NEWER_UPLOAD}; left in {source}")
+    if source.startswith(layout.REJECTED):  # it is loaded now: no longer a rejected file
+        with contextlib.suppress(FileNotFoundError):
+            lake.delete(layout.reason_key(source))
     return ArchiveOutcome(archived, moved=True)
+
+
+NEWER_UPLOAD = "a newer upload replaced the file"
+
+
+def _archived_by_another(lake: Lake, source: str, archived: str) -> ArchiveOutcome:
+    if lake.head(archived) is not None:
+        return ArchiveOutcome(archived, moved=False, note="already archived")
+    # its rows are committed; the file itself was taken away by someone else
+    return ArchiveOutcome(archived, moved=False, note=f"gone from {source} before its move")
 
 
 def archive_batch(

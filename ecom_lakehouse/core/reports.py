@@ -16,7 +16,8 @@ class FileReport:
     failed_step: str = ""
     error: str = ""
     rejection: str = ""  # invalid_schema / unreadable when the file was rejected whole
-    moved_to: str = ""  # where a rejected file now is
+    moved_to: str = ""  # where a rejected (or skipped) file now is
+    skipped: str = ""  # why there was nothing to do: another writer took the file
     traceback: str = ""  # of an unexpected error (not of a rejection)
     batch_files: int = 1  # how many files its run loaded (merged in one commit)
 
@@ -28,6 +29,8 @@ class FileReport:
     def status(self) -> str:
         if self.rejection:
             return "REJECTED"
+        if self.skipped:
+            return "SKIPPED"
         if not self.success:
             return "FAILED"
         return "CHECKS FAILED" if self.failed_checks else "OK"
@@ -35,6 +38,9 @@ class FileReport:
     def summary(self) -> str:
         if self.rejection:
             return f"REJECTED {self.file_key} ({self.rejection}): {self.error} -> {self.moved_to}"
+        if self.skipped:
+            where = f" (now {self.moved_to})" if self.moved_to else ""
+            return f"SKIPPED  {self.file_key}: {self.skipped}{where}"
         if not self.success:
             return f"FAILED   {self.file_key}: {self.error}"
         v = self.metadata.get(f"{self.dataset}_validated", {})

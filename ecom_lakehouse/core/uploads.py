@@ -31,15 +31,17 @@ class Upload:
     etag: str
     version: int  # when it landed in raw/ (ms)
     delivery: int | None = None  # when this copy was made (ms), if not the landed object
+    source_key: str | None = None  # where a re-delivery reads it (archived/, rejected/), not raw/
 
     @classmethod
     def of(cls, info: ObjectInfo) -> Upload:
         """The upload a landed object in ``raw/`` is."""
         return cls(layout.file_key(info.key), info.etag, millis(info.last_modified))
 
-    def redelivered(self, at: datetime) -> Upload:
-        """This upload, delivered again at ``at`` (re-processed from its archived copy)."""
-        return replace(self, delivery=millis(at))
+    def redelivered(self, at: datetime, source_key: str) -> Upload:
+        """This upload, delivered again at ``at``: re-processed from ``source_key``, its copy
+        under ``archived/`` or ``rejected/``."""
+        return replace(self, delivery=millis(at), source_key=source_key)
 
     @property
     def txn_version(self) -> int:
@@ -51,21 +53,25 @@ class Upload:
         fields["version"] = self.version
         if self.delivery is not None:
             fields["delivery"] = self.delivery
+        if self.source_key is not None:
+            fields["source_key"] = self.source_key
         return fields
 
     @classmethod
     def from_dict(cls, fields: Mapping[str, object]) -> Upload:
-        delivery = fields.get("delivery")
+        delivery, source_key = fields.get("delivery"), fields.get("source_key")
         return cls(
             str(fields["file"]),
             str(fields["etag"]),
             int(str(fields["version"])),
             int(str(delivery)) if delivery is not None else None,
+            str(source_key) if source_key is not None else None,
         )
 
     def record(self) -> bytes:
         """What is kept beside the archived file (JSON): the upload as it landed."""
-        return json.dumps(replace(self, delivery=None).as_dict(), indent=2).encode()
+        landed = replace(self, delivery=None, source_key=None)
+        return json.dumps(landed.as_dict(), indent=2).encode()
 
     @classmethod
     def from_record(cls, data: bytes) -> Upload:

@@ -12,7 +12,7 @@ import functools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -23,9 +23,11 @@ from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.checks import table_checks
 from ecom_lakehouse.core.evolution import SchemaChangeRefused
 from ecom_lakehouse.core.pipeline import (
+    Delivery,
     FileValidation,
     archive_batch,
     batch_uploads,
+    has_batch,
     validate_batch,
 )
 from ecom_lakehouse.core.reporting import (
@@ -69,6 +71,14 @@ class IngestFiles(dg.Config):
     Empty for a file's own partition, which is the file."""
 
     files: list[str] = Field(default_factory=list, description="Landed files (keys under raw/).")
+    etags: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "The uploads the sensor started the run for (file -> ETag). A file found loaded, "
+            "rejected or replaced by another run is skipped, not processed again. Leave empty "
+            "to re-process the files from wherever they are (raw/, archived/ or rejected/)."
+        ),
+    )
 
 
 def run_files(context: dg.AssetExecutionContext, config: IngestFiles) -> list[str]:
@@ -100,12 +110,15 @@ def file_validation(done: FileValidation) -> dict[str, FileValue]:
             "reason": r.reason,
             "moved_to": r.rejected_key,
         }
-    if done.upload is None or done.check is None or done.source is None:
+    if done.skipped is not None:
         return {
             "file": done.file_key,
-            "status": "missing",
-            "reason": done.missing or "the file could not be read",
+            "status": "skipped",
+            "reason": done.skipped.reason,
+            "now_at": done.skipped.now_at,
         }
+    if done.upload is None or done.check is None or done.source is None:
+        raise ValueError(f"{done.file_key}: validated without an upload or a check")
     check = done.check
     return {
         "file": done.file_key,
@@ -120,6 +133,20 @@ def file_validation(done: FileValidation) -> dict[str, FileValue]:
         "rejected_records_path": done.rejected_records_key or "",
         "rescued_columns": ", ".join(check.extra_columns),
     }
+
+
+def log_file_outcomes(log: dg.DagsterLogManager, rows: list[dict[str, FileValue]]) -> None:
+    """A line per file that was not simply validated: skipped, rejected, or with bad rows."""
+    for row in rows:
+        if row["status"] == "skipped":
+            log.info(f"{row['file']}: skipped: {row['reason']} (now {row['now_at']})")
+        elif row["status"] != "validated":
+            log.warning(f"{row['file']}: {row['status']}: {row['reason']}")
+        elif row["rows_rejected"]:
+            log.warning(
+                f"{row['file']}: {row['rows_rejected']} of {row['rows_read']} rows "
+                f"rejected: {row['rejected_by_reason']}"
+            )
 
 
 def files_table(rows: list[dict[str, FileValue]]) -> dg.TableMetadataValue:
@@ -167,23 +194,16 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         files = run_files(context, config)
         context.log.info(f"{len(files)} file(s): {', '.join(files[:20])}")
         # a re-execution takes its files as the run it retries did: one delivery, applied once
-        retry = context.run.root_run_id is not None
-        batch = validate_batch(lake.lake(), contract, files, batch_id(context), redeliver=not retry)
+        delivery = Delivery(config.etags, retry=context.run.root_run_id is not None)
+        batch = validate_batch(lake.lake(), contract, files, batch_id(context), delivery)
         rows = [file_validation(done) for done in batch.files]
         statuses = Counter(str(row["status"]) for row in rows)
-        for row in rows:
-            if row["status"] != "validated":
-                context.log.warning(f"{row['file']}: {row['status']}: {row['reason']}")
-            elif row["rows_rejected"]:
-                context.log.warning(
-                    f"{row['file']}: {row['rows_rejected']} of {row['rows_read']} rows "
-                    f"rejected: {row['rejected_by_reason']}"
-                )
+        log_file_outcomes(context.log, rows)
         figures = {
             "batch_files": len(rows),
             "batch_files_validated": statuses["validated"],
             "batch_files_rejected": statuses["rejected"],
-            "batch_files_missing": statuses["missing"],
+            "batch_files_skipped": statuses["skipped"],
             "rows_read": sum(int(row.get("rows_read") or 0) for row in rows),
             "rows_rejected": sum(int(row.get("rows_rejected") or 0) for row in rows),
         }
@@ -197,26 +217,38 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
             }
         )
 
-    @ingest_asset(
-        key=n.table,
-        deps=[n.validated],
-        kinds={"deltalake"},
-        pool=n.pool,
-        description=(
-            f"{contract.description} Delta table at {layout.table_path(ds)}, upserted on "
-            f"{contract.primary_key}; a run's files are merged in one commit that records "
-            "each file's upload (exactly once per file). rows_* are the run's totals."
-        ),
-        metadata={
-            "dagster/column_schema": schema,
-            "dagster/table_name": ds,
-            "primary_key": contract.primary_key,
-            "partitioned_by": contract.partition_by or "(none)",
-        },
+    # A multi-asset of one, for ``can_subset``: with nothing left to load, the step yields
+    # neither the table nor its checks (both optional then), and the archive step is skipped.
+    @dg.multi_asset(
+        name=n.table.to_python_identifier(),
+        specs=[
+            dg.AssetSpec(
+                key=n.table,
+                deps=[n.validated],
+                kinds={"deltalake"},
+                group_name=n.group,
+                tags=tags,
+                description=(
+                    f"{contract.description} Delta table at {layout.table_path(ds)}, upserted "
+                    f"on {contract.primary_key}; a run's files are merged in one commit that "
+                    "records each file's upload (exactly once per file). rows_* are the run's "
+                    "totals."
+                ),
+                metadata={
+                    "dagster/column_schema": schema,
+                    "dagster/table_name": ds,
+                    "primary_key": contract.primary_key,
+                    "partitioned_by": contract.partition_by or "(none)",
+                },
+            )
+        ],
         check_specs=[
             dg.AssetCheckSpec(check.name, asset=n.table, description=check.description)
             for check in checks
         ],
+        partitions_def=partitions,
+        pool=n.pool,
+        can_subset=True,
     )
     def table(
         context: dg.AssetExecutionContext,
@@ -224,8 +256,14 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         sql: SqlEngine,
         merge_engine: MergeEngine,
         metrics: MetricsSink,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         the_lake, batch = lake.lake(), batch_id(context)
+        if not has_batch(the_lake, contract, batch):
+            context.log.info(
+                "nothing to load: no file of the run was left to take (the validated step's "
+                "files table says where each one is)"
+            )
+            return
         context.add_asset_metadata(
             {
                 "dagster/uri": the_lake.url(layout.table_path(ds)),
@@ -254,7 +292,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         context.add_asset_metadata({FILES: files_table(rows), **figures})
         loaded = result.metadata or {}
         metrics.publish({**{k: metadata_value(loaded, k) for k in loaded}, **figures}, ds)
-        return result
+        yield result
 
     @ingest_asset(
         key=n.archived,

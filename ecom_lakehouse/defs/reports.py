@@ -60,15 +60,15 @@ def reports_from_events(
     for report in reports.values():
         validation = report.metadata.get(f"{dataset}_validated", {})
         status = validation.get("status")
-        if status in ("rejected", "missing"):
-            report.success, report.failed_step = False, f"{dataset}_validated"
         if status == "rejected":
+            report.success, report.failed_step = False, f"{dataset}_validated"
             report.rejection = str(validation.get("rejection", ""))
             report.moved_to = str(validation.get("moved_to", ""))
             report.error = str(validation.get("reason", ""))
             continue
-        if status == "missing":
-            report.error = str(validation.get("reason", ""))
+        if status == "skipped":  # another writer took care of it: nothing to do, no failure
+            report.skipped = str(validation.get("reason", ""))
+            report.moved_to = str(validation.get("now_at", ""))
             continue
         report.checks = dict(checks)
         if failure is not None:
@@ -76,7 +76,7 @@ def reports_from_events(
             report.failed_step, report.error, report.traceback = failure
         elif not success:
             report.error = "the run failed before any step ran; see the run's logs"
-    committed = [r for r in reports.values() if r.success]
+    committed = [r for r in reports.values() if r.success and not r.skipped]
     for report in committed:
         report.batch_files = len(committed)
     return list(reports.values())

@@ -23,22 +23,22 @@ from ecom_lakehouse.resources.settings import SensorSettings
 
 
 def batch_run_request(batch: Batch) -> dg.RunRequest:
-    """One ingest run for the batch's files, on the batch's partition: the one file's, or a
-    batch's with the files in its run config (re-executing the run takes the same files)."""
+    """One ingest run for the batch's uploads, on the batch's partition (the one file's, or a
+    batch's), with the uploads in its run config: re-executing the run takes the same ones, and
+    a run that finds one taken by another writer skips it."""
     n, uploads = names_of(batch.contract), [f.upload for f in batch.files]
     tags = {FILES_TAG: str(len(uploads))}
     if len(uploads) == 1:
         (upload,) = uploads
         tags |= {FILE_TAG: upload.file_key, ETAG_TAG: upload.etag}
-        return dg.RunRequest(
-            job_name=n.ingest_job, partition_key=batch.partition_key, run_key=upload.run_key,
-            tags=tags,
-        )  # fmt: skip
-    files = IngestFiles(files=[u.file_key for u in uploads])
+    files = IngestFiles(
+        files=[u.file_key for u in uploads], etags={u.file_key: u.etag for u in uploads}
+    )
     return dg.RunRequest(
         job_name=n.ingest_job,
         partition_key=batch.partition_key,
-        run_key=batch.partition_key,  # names every upload it takes (a digest of them)
+        # a file's run names its upload; a batch's partition key names every upload it takes
+        run_key=uploads[0].run_key if len(uploads) == 1 else batch.partition_key,
         # only the ops' section: the run's other sections (loggers, ...) are the launcher's
         run_config={"ops": {n.validated.to_python_identifier(): {"config": files.model_dump()}}},
         tags=tags,
