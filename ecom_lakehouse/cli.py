@@ -25,8 +25,8 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # a closed pipe (`status | head -3`): click stops quietly
         except Exception as exc:
             if debug() or ctx.meta.get(VERBOSE):
                 raise
@@ -84,10 +84,12 @@ def ingest(ctx: click.Context, verbose: bool) -> None:
         click.echo(f"LEFT     {key}: not in a dataset folder ({folders()}); left where it is")
     rejected = sum(bool(r.rejection) for r in reports)
     failed = sum(not r.success for r in reports) - rejected
+    skipped = sum(bool(r.skipped) for r in reports)
     kpis_failed = sum(not k.success for k in kpis)
     if reports:
-        loaded = len(reports) - rejected - failed
+        loaded = len(reports) - rejected - failed - skipped
         also = f"; {kpis_failed} KPI refresh(es) failed" if kpis_failed else ""
+        also = (f", {skipped} skipped (another writer took them)" if skipped else "") + also
         click.echo(f"{loaded} file(s) loaded, {rejected} rejected, {failed} failed{also}")
     sys.exit(1 if rejected or failed or kpis_failed else 0)
 
@@ -229,6 +231,21 @@ def query(sql: str, fmt: str) -> None:
 @click.option("--days", type=click.IntRange(min=1), default=15, show_default=True)
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2025-04-01", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--id-offset",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Added to every key. Default: a block of keys of its own for each --seed and --start, "
+    "so new data never overwrites what was generated before; give the offset of earlier data "
+    "to generate new versions of its rows.",
+)
+@click.option(
+    "--bad-rows",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Order lines that break a rule of the contract (rejected with a reason; ecommerce).",
+)
 def generate(
     out_dir: Path,
     *,
@@ -238,9 +255,17 @@ def generate(
     days: int,
     start: datetime,
     seed: int,
+    id_offset: int | None,
+    bad_rows: int,
 ) -> None:
     """Write synthetic files of a dataset family into OUT_DIR, laid out like raw/."""
-    from ecom_lakehouse.generators import GeneratedFiles, ecommerce, thelook, transactions
+    from ecom_lakehouse.generators import (
+        GeneratedFiles,
+        ecommerce,
+        keys_from,
+        thelook,
+        transactions,
+    )
 
     generators: dict[str, Callable[..., GeneratedFiles]] = {
         "ecommerce": ecommerce.generate,
@@ -250,17 +275,23 @@ def generate(
     make = generators[family]
     if products and family == "transactions":
         raise click.UsageError("--products does not apply to --family transactions")
-    extra = {"products": products} if products else {}
+    if bad_rows and family != "ecommerce":
+        raise click.UsageError("--bad-rows applies to --family ecommerce only")
+    first_day = date.fromisoformat(start.date().isoformat())
+    if id_offset is None:
+        try:
+            id_offset = keys_from(seed, first_day)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    extra: dict[str, int] = {"products": products} if products else {}
+    if bad_rows:
+        extra["bad_rows"] = bad_rows
     files = make(
-        out_dir,
-        orders=orders,
-        days=days,
-        start=date.fromisoformat(start.date().isoformat()),
-        seed=seed,
-        **extra,
+        out_dir, orders=orders, days=days, start=first_day, seed=seed, id_offset=id_offset, **extra
     )
     for dataset, path in files.paths.items():
         click.echo(f"{path}: {files.rows[dataset]} rows")
+    click.echo(f"keys from {id_offset + 1} (--id-offset {id_offset})")
 
 
 @main.command("monitoring-template")

@@ -13,6 +13,7 @@ import dagster as dg
 from ecom_lakehouse.contracts import KPIS, TableSpec, table_specs
 from ecom_lakehouse.core.delta import lake_has_table
 from ecom_lakehouse.core.reports import FileReport, KpiReport, MaintenanceLine
+from ecom_lakehouse.core.status import FAILED, NOT_RUN, PASSED, RUNNING
 from ecom_lakehouse.defs.reports import (
     kpi_reports_from_events,
     maintenance_lines,
@@ -114,7 +115,7 @@ def ingest(
             for report in run_reports:
                 notifier.publish(report)
         reports += run_reports
-    loaded = {r.dataset for r in reports if r.success}
+    loaded = {r.dataset for r in reports if r.success and not r.skipped}
     kpis = [n.table for kpi, n in ((k, kpi_names(k)) for k in KPIS.values())
             if any(source.dataset in loaded for source in kpi.inputs)]  # fmt: skip
     if kpis:
@@ -166,12 +167,27 @@ def maintain(
 
 
 def latest_checks(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict[str, dict[str, str]]:
-    """Per table, each of its checks' latest outcome the instance recorded (SUCCEEDED, FAILED,
-    or PLANNED when its run has not said yet)."""
+    """Per table, each of its checks' latest outcome the instance recorded: passed, failed,
+    running (planned by a run still going) or not run (planned by a run that ended without
+    evaluating it: a step failed or was skipped)."""
     outcomes: dict[str, dict[str, str]] = {}
     for key in defs.resolve_asset_graph().asset_check_keys:
         record = instance.get_latest_asset_check_evaluation_record(key)
         if record is not None:
             table = key.asset_key.to_user_string()
-            outcomes.setdefault(table, {})[key.name] = record.status.value
+            status = str(record.status.value)  # PLANNED, SUCCEEDED or FAILED
+            outcomes.setdefault(table, {})[key.name] = check_outcome(
+                instance, status, record.run_id
+            )
     return outcomes
+
+
+def check_outcome(instance: dg.DagsterInstance, status: str, run_id: str) -> str:
+    """A check's outcome from its latest record's status and the run that recorded it."""
+    if status in EVALUATED:
+        return EVALUATED[status]
+    run = instance.get_run_by_id(run_id)  # planned: by a run still going, or one that ended
+    return RUNNING if run is not None and not run.is_finished else NOT_RUN
+
+
+EVALUATED = {"SUCCEEDED": PASSED, "FAILED": FAILED}

@@ -4,16 +4,17 @@ load and fails for a table not loaded within its interval (or never)."""
 import subprocess
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
+from ecom_lakehouse.core.status import FAILED, NOT_RUN, PASSED, RUNNING, TableStatus
 from ecom_lakehouse.defs.monitoring import freshness_checks
 from ecom_lakehouse.generators.transactions import generate
 from ecom_lakehouse.names import FRESHNESS_SENSOR, names_of
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner import check_outcome, ingest
 from ecom_lakehouse_tests.conftest import land, local_stack
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 from ecom_lakehouse_tests.test_promises import CLI, cli_env
@@ -87,3 +88,20 @@ def test_status_shows_rows_loads_waiting_files_rejects_and_checks(tmp_path):
     assert "checks: " in line and "passed" in line, line
     assert "freshness_check" not in line  # evaluated by its sensor, not by a load
     assert "products: no table yet" in done.stdout
+
+
+def test_status_tells_passed_failed_running_and_not_run_checks_apart(lake_dir, defs, instance):
+    outcomes = {"a_unique": PASSED, "b_fk": FAILED, "c_fresh": RUNNING, "d_rows": NOT_RUN}
+    line = TableStatus("orders", rows=1, checks=outcomes).summary(datetime.now(UTC))
+    assert line.endswith(
+        "checks: 1 passed, 1 failed (b_fk), 1 running (c_fresh), 1 not run (d_rows)"
+    )
+
+    # a check planned by a run still going is running; once that run ended without it, not run
+    job = defs.resolve_job_def("orders_ingest")
+    run = instance.create_run_for_job(job, tags={"dagster/partition": "orders/x.csv"})
+    assert check_outcome(instance, "PLANNED", run.run_id) == RUNNING
+    instance.report_run_failed(run)
+    assert check_outcome(instance, "PLANNED", run.run_id) == NOT_RUN
+    assert check_outcome(instance, "SUCCEEDED", run.run_id) == PASSED
+    assert check_outcome(instance, "FAILED", run.run_id) == FAILED

@@ -99,7 +99,8 @@ def open_catalog(lake: Lake, path: Path | None = None) -> duckdb.DuckDBPyConnect
     """The catalog, read-only: a local file, or the lake's own (attached from S3)."""
     location = catalog_location(lake, path)
     missing = CatalogMissing(
-        f"no catalog at {location} yet: load some files first (ecom-lakehouse ingest)"
+        f"no catalog at {location}: is LAKEHOUSE_URI your lake (now {lake.uri})? "
+        "A new lake has none until files are loaded (ecom-lakehouse ingest, or dagster dev)"
     )
     if path or not lake.is_s3:
         if not Path(location).exists():

@@ -20,6 +20,8 @@ from ecom_lakehouse.core.storage import Lake
 MAINTENANCE_OPERATIONS = {"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES"}
 HISTORY_LOOKED_AT = 50
 RECENT = timedelta(days=1)
+# A check's latest outcome, in the order ``status`` lists them.
+PASSED, FAILED, RUNNING, NOT_RUN = "passed", "failed", "running", "not run"
 
 
 @dataclass
@@ -31,7 +33,7 @@ class TableStatus:
     oldest_waiting: datetime | None = None
     rejected_files: int = 0  # whole files rejected in the last day
     rejected_rows: int = 0  # rows rejected in the last day
-    checks: dict[str, str] = field(default_factory=dict)  # check -> its latest outcome
+    checks: dict[str, str] = field(default_factory=dict)  # check -> PASSED, FAILED, ...
 
     def summary(self, now: datetime) -> str:
         if self.rows is None:
@@ -51,12 +53,7 @@ class TableStatus:
         )
         parts = [loaded, waiting, rejected] if self.table in CONTRACTS else [loaded]
         if self.checks:
-            failed = sorted(n for n, outcome in self.checks.items() if outcome != "SUCCEEDED")
-            passed = len(self.checks) - len(failed)
-            parts.append(
-                f"checks: {passed} passed"
-                + (f", not passed: {', '.join(failed)}" if failed else "")
-            )
+            parts.append("checks: " + _checks(self.checks))
         return f"{self.table}: " + "; ".join(parts)
 
 
@@ -106,6 +103,17 @@ def _last_load(table: DeltaTable) -> datetime | None:
         if commit.get("operation") not in MAINTENANCE_OPERATIONS and "timestamp" in commit:
             return datetime.fromtimestamp(commit["timestamp"] / 1000, UTC)
     return None
+
+
+def _checks(outcomes: dict[str, str]) -> str:
+    """``2 passed, 1 running (freshness_check)``: passed ones counted, the others named."""
+    said = []
+    for outcome in (PASSED, FAILED, RUNNING, NOT_RUN):
+        names = sorted(n for n, o in outcomes.items() if o == outcome)
+        if names:
+            named = "" if outcome == PASSED else f" ({', '.join(names)})"
+            said.append(f"{len(names)} {outcome}{named}")
+    return ", ".join(said)
 
 
 def _age(delta: timedelta) -> str:
