@@ -20,7 +20,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DEMO_ORDERS ?= 2000
 PORT ?= 3000
 
-.PHONY: run test install install-run lock seed lint bench clean jvm checkov
+.PHONY: run test install install-run lock seed demo lint bench clean jvm checkov
 
 $(UV): pyproject.toml
 	test -x .venv-uv/bin/python || $(PYTHON) -m venv .venv-uv
@@ -44,14 +44,23 @@ lock: $(UV)
 	$(UV) lock --project deploy/checkov
 
 seed: install-run
-	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --orders $(DEMO_ORDERS) --seed 7
+	@$(MAKE) --no-print-directory demo
+
+# The demo files (what `make run` seeds; the README's test loads them too): three families, three
+# order lines that break a rule.
+demo:
+	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --orders $(DEMO_ORDERS) --seed 7 --bad-rows 3
 	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --family thelook --orders $(DEMO_ORDERS) --days 30 --seed 7
 	$(BIN)/ecom-lakehouse generate "$(LAKEHOUSE_URI)/raw" --family transactions --orders 288 --days 1 --seed 7
 
 run: seed
 	mkdir -p "$(DAGSTER_HOME)" && cp deploy/local/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	@echo "Dagster UI: http://127.0.0.1:$(PORT)  (lake: $(LAKEHOUSE_URI))"
-	LAKEHOUSE_TRANSACTIONS_GENERATOR=running exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	@# the UI's links in notifications follow PORT; `dagster dev` warns that `dg dev` supersedes
+	@# it, which needs a package this project does not use: nothing a user can act on
+	LAKEHOUSE_TRANSACTIONS_GENERATOR=running DAGSTER_UI_URL=$${DAGSTER_UI_URL:-http://127.0.0.1:$(PORT)} \
+	  PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+	  exec $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 # checkov lints deploy/ from its own virtualenv and lock: it pins its own boto3, among much else.
 checkov: $(UV)

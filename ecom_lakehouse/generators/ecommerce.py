@@ -42,7 +42,12 @@ def generate(
     start: date = date(2025, 4, 1),
     seed: int = 0,
     first_order_id: int = 10000,
+    id_offset: int = 0,
+    bad_rows: int = 0,
 ) -> GeneratedFiles:
+    """``id_offset`` is added to every key (products, orders, order lines); the first
+    ``bad_rows`` order lines break a rule of the contract (a reordered flag of 2), as real
+    files do: they are rejected with a reason, the rest loads."""
     rng = random.Random(seed)
     out_dir = Path(out_dir)
     folders = {name: out_dir / CONTRACTS[name].raw_folder for name in DATASETS}
@@ -56,7 +61,7 @@ def generate(
         for pid in range(1, products + 1):
             writer.writerow(
                 [
-                    pid,
+                    id_offset + pid,
                     rng.randint(1, 6),
                     rng.choice(DEPARTMENTS),
                     f"Product_{pid}_{rng.choice(WORDS)}",
@@ -73,7 +78,7 @@ def generate(
             minutes=rng.randrange(24 * 60)
         )
         ts = placed.isoformat(timespec="seconds")
-        order_id = first_order_id + n
+        order_id = id_offset + first_order_id + n
         user_id = rng.randint(1000, 9999)
         amount: float = round(rng.uniform(5, 500), 2)
         if rng.random() < 0.1:
@@ -94,13 +99,13 @@ def generate(
             item_id += 1
             lines.append(
                 [
-                    item_id,
+                    id_offset + item_id,
                     order_id,
                     user_id,
                     prior,
-                    rng.randint(1, products),
+                    id_offset + rng.randint(1, products),
                     position,
-                    rng.randint(0, 1),
+                    2 if item_id <= bad_rows else rng.randint(0, 1),  # 2: breaks reordered_is_flag
                     ts,
                     sheet,
                 ]

@@ -55,12 +55,14 @@ def generate(
     days: int = 30,
     start: date = date(2025, 4, 1),
     seed: int = 0,
+    id_offset: int = 0,
 ) -> GeneratedFiles:
+    """``id_offset`` is added to every key (products, orders, order items)."""
     rng = random.Random(seed)
     out_dir = Path(out_dir)
     prices: list[tuple[int, float]] = []
     product_rows: list[list[object]] = []
-    for pid in range(1, products + 1):
+    for pid in range(id_offset + 1, id_offset + products + 1):
         category = rng.choice(list(CATEGORIES))
         department, low, high = CATEGORIES[category]
         retail, brand = round(rng.uniform(low, high), 2), rng.choice(BRANDS)
@@ -68,13 +70,13 @@ def generate(
         cost = round(retail * rng.uniform(0.35, 0.6), 6)
         sku = f"{rng.getrandbits(64):016X}"
         product_rows.append(
-            [pid, cost, category, f"{brand} {category} {pid}", brand, _price(retail),
+            [pid, cost, category, f"{brand} {category} {pid - id_offset}", brand, _price(retail),
              department, sku, rng.randint(1, 10)]
         )  # fmt: skip
     order_rows: list[list[object]] = []
     item_rows: list[list[object]] = []
     for n in range(orders):
-        order_id, user_id = 1000 + n, rng.randint(1, max(2, orders // 3))
+        order_id, user_id = id_offset + 1000 + n, rng.randint(1, max(2, orders // 3))
         day = start + timedelta(days=n * days // max(orders, 1))
         placed = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
             seconds=rng.randrange(86_400)
@@ -97,7 +99,8 @@ def generate(
             item_status = status if rng.random() < 0.9 else rng.choice([s for s, _ in STATUSES])
             created = placed + timedelta(minutes=rng.randint(0, 3 * 24 * 60))  # often days later
             item_rows.append(
-                [len(item_rows) + 1, order_id, user_id, pid, rng.randint(1, 500_000), item_status,
+                [id_offset + len(item_rows) + 1, order_id, user_id, pid, rng.randint(1, 500_000),
+                 item_status,
                  _stamp(created), _stamp(shipped), _stamp(delivered), _stamp(returned),
                  _price(retail)]
             )  # fmt: skip

@@ -69,14 +69,17 @@ CATALOGUE = _catalogue()
 _CUSTOMER_WEIGHTS = [1 / (rank**1.1) for rank in range(1, CUSTOMERS + 1)]
 
 
-def transaction(rng: random.Random, moment: datetime) -> dict[str, object]:
-    """One transaction at ``moment`` (UTC), the way the stream's files carry it."""
+def transaction(
+    rng: random.Random, moment: datetime, ids: random.Random | None = None
+) -> dict[str, object]:
+    """One transaction at ``moment`` (UTC), the way the stream's files carry it (its id drawn
+    from ``ids``, else from ``rng``)."""
     _, products = rng.choices(CATALOGUE, weights=CATEGORY_WEIGHTS)[0]
     product = rng.choice(products)
     customer = rng.choices(range(1, CUSTOMERS + 1), weights=_CUSTOMER_WEIGHTS)[0]
     quantity = rng.choices(QUANTITIES, weights=QUANTITY_WEIGHTS)[0]
     return {
-        "transaction_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "transaction_id": str(uuid.UUID(int=(ids or rng).getrandbits(128), version=4)),
         "timestamp": moment.astimezone(UTC)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z"),
@@ -124,15 +127,18 @@ def generate(
     start: date = date(2025, 4, 1),
     seed: int = 0,
     per_file: int = 1,
+    id_offset: int = 0,
 ) -> GeneratedFiles:
     """``orders`` transactions spread over ``days`` from ``start``, ``per_file`` to a file, laid
-    out like ``raw/`` under ``out_dir``."""
+    out like ``raw/`` under ``out_dir``. The ids are random UUIDs: a non-zero ``id_offset``
+    draws them from a sequence of its own (another offset, other ids)."""
     rng = random.Random(seed)
+    ids = random.Random(f"{seed}/{id_offset}") if id_offset else rng
     first = datetime(start.year, start.month, start.day, tzinfo=UTC)
     moments = sorted(first + timedelta(seconds=rng.randrange(days * 86_400)) for _ in range(orders))
     out_dir = Path(out_dir)
     for i in range(0, orders, per_file):
-        batch = [transaction(rng, m) for m in moments[i : i + per_file]]
+        batch = [transaction(rng, m, ids) for m in moments[i : i + per_file]]
         path = out_dir / file_key(batch[0])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(encode(batch))
