@@ -158,9 +158,10 @@ def status() -> None:
     Dagster instance of DAGSTER_HOME; without it there are none to show)."""
     from datetime import UTC
 
-    from ecom_lakehouse.contracts import table_specs
-    from ecom_lakehouse.core.status import table_status
+    from ecom_lakehouse.contracts import CONTRACTS, table_specs
+    from ecom_lakehouse.core.status import freshness_now, table_status
     from ecom_lakehouse.definitions import build_defs
+    from ecom_lakehouse.names import FRESHNESS_CHECK
     from ecom_lakehouse.runner import instance_for_cli, latest_checks
 
     lake = lake_from_env()
@@ -171,6 +172,9 @@ def status() -> None:
     for spec in table_specs():
         state = table_status(lake, spec, now)
         state.checks = checks.get(spec.name, {})
+        freshness = getattr(CONTRACTS.get(spec.name), "freshness", None)
+        if freshness is not None and FRESHNESS_CHECK in state.checks:
+            state.checks[FRESHNESS_CHECK] = freshness_now(state, freshness, now)
         click.echo(state.summary(now))
 
 

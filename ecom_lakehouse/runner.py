@@ -168,8 +168,8 @@ def maintain(
 
 def latest_checks(instance: dg.DagsterInstance, defs: dg.Definitions) -> dict[str, dict[str, str]]:
     """Per table, each of its checks' latest outcome the instance recorded: passed, failed,
-    running (planned by a run still going) or not run (planned by a run that ended without
-    evaluating it: a step failed or was skipped)."""
+    pending (planned by a run not finished: queued or running) or not run (planned by a run
+    that ended without evaluating it: a step failed or was skipped)."""
     outcomes: dict[str, dict[str, str]] = {}
     for key in defs.resolve_asset_graph().asset_check_keys:
         record = instance.get_latest_asset_check_evaluation_record(key)

@@ -10,7 +10,14 @@ from pathlib import Path
 import dagster as dg
 
 from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
-from ecom_lakehouse.core.status import FAILED, NOT_RUN, PASSED, RUNNING, TableStatus
+from ecom_lakehouse.core.status import (
+    FAILED,
+    NOT_RUN,
+    PASSED,
+    RUNNING,
+    TableStatus,
+    freshness_now,
+)
 from ecom_lakehouse.defs.monitoring import freshness_checks
 from ecom_lakehouse.generators.transactions import generate
 from ecom_lakehouse.names import FRESHNESS_SENSOR, names_of
@@ -94,7 +101,7 @@ def test_status_tells_passed_failed_running_and_not_run_checks_apart(lake_dir, d
     outcomes = {"a_unique": PASSED, "b_fk": FAILED, "c_fresh": RUNNING, "d_rows": NOT_RUN}
     line = TableStatus("orders", rows=1, checks=outcomes).summary(datetime.now(UTC))
     assert line.endswith(
-        "checks: 1 passed, 1 failed (b_fk), 1 running (c_fresh), 1 not run (d_rows)"
+        "checks: 1 passed, 1 failed (b_fk), 1 pending (c_fresh), 1 not run (d_rows)"
     )
 
     # a check planned by a run still going is running; once that run ended without it, not run
@@ -105,3 +112,11 @@ def test_status_tells_passed_failed_running_and_not_run_checks_apart(lake_dir, d
     assert check_outcome(instance, "PLANNED", run.run_id) == NOT_RUN
     assert check_outcome(instance, "SUCCEEDED", run.run_id) == PASSED
     assert check_outcome(instance, "FAILED", run.run_id) == FAILED
+
+
+def test_status_says_freshness_as_it_stands_now():
+    now = datetime.now(UTC)
+    loaded = TableStatus("orders", rows=1, last_load=now - timedelta(minutes=5))
+    assert freshness_now(loaded, timedelta(days=1), now) == PASSED
+    assert freshness_now(loaded, timedelta(minutes=1), now) == FAILED
+    assert freshness_now(TableStatus("orders"), timedelta(days=1), now) == FAILED

@@ -21,7 +21,7 @@ MAINTENANCE_OPERATIONS = {"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROP
 HISTORY_LOOKED_AT = 50
 RECENT = timedelta(days=1)
 # A check's latest outcome, in the order ``status`` lists them.
-PASSED, FAILED, RUNNING, NOT_RUN = "passed", "failed", "running", "not run"
+PASSED, FAILED, RUNNING, NOT_RUN = "passed", "failed", "pending", "not run"
 
 
 @dataclass
@@ -55,6 +55,13 @@ class TableStatus:
         if self.checks:
             parts.append("checks: " + _checks(self.checks))
         return f"{self.table}: " + "; ".join(parts)
+
+
+def freshness_now(status: TableStatus, freshness: timedelta, now: datetime) -> str:
+    """What the table's freshness check says now (its last load within ``freshness``): the
+    instance's record of it is as old as the sensor's last look, which may predate a load."""
+    fresh = status.last_load is not None and now - status.last_load <= freshness
+    return PASSED if fresh else FAILED
 
 
 def table_status(lake: Lake, spec: TableSpec, now: datetime | None = None) -> TableStatus:
