@@ -1,9 +1,14 @@
 """Dataset contracts: every fact about a dataset, declared once, as data.
 
-Adding a dataset means adding a contract to its family's module and to ``CONTRACTS``.
+A dataset family is a module here with its contracts in ``DATASETS`` (in load order); adding a
+family is adding its module and its line in ``FAMILIES``. Adding a dataset to a family is
+adding its contract to that module's ``DATASETS``.
 """
 
-from ecom_lakehouse.contracts.ecommerce import ORDER_ITEMS, ORDERS, PRODUCTS
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from ecom_lakehouse.contracts import ecommerce, thelook, transactions
 from ecom_lakehouse.contracts.kpis import KPIS
 from ecom_lakehouse.contracts.model import (
     AUDIT_COLUMNS,
@@ -14,6 +19,7 @@ from ecom_lakehouse.contracts.model import (
     SOURCE_FILE,
     SOURCE_VERSION,
     Column,
+    ContractError,
     DatasetContract,
     ForeignKey,
     KpiCheck,
@@ -23,8 +29,6 @@ from ecom_lakehouse.contracts.model import (
     Rule,
     TableSpec,
 )
-from ecom_lakehouse.contracts.thelook import THELOOK_ORDER_ITEMS, THELOOK_ORDERS, THELOOK_PRODUCTS
-from ecom_lakehouse.contracts.transactions import TRANSACTIONS
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -37,6 +41,7 @@ __all__ = [
     "SOURCE_FILE",
     "SOURCE_VERSION",
     "Column",
+    "ContractError",
     "DatasetContract",
     "ForeignKey",
     "KpiCheck",
@@ -47,21 +52,56 @@ __all__ = [
     "TableSpec",
     "contract_for_raw_folder",
     "load_rank",
+    "register",
+    "registered",
 ]
 
-# Declaration order is load order: a dataset comes after the datasets its foreign keys name.
-CONTRACTS: dict[str, DatasetContract] = {
-    c.name: c
-    for c in (
-        PRODUCTS,
-        ORDERS,
-        ORDER_ITEMS,
-        THELOOK_PRODUCTS,
-        THELOOK_ORDERS,
-        THELOOK_ORDER_ITEMS,
-        TRANSACTIONS,
-    )
-}
+# Every dataset family, a module each; their datasets load in this order.
+FAMILIES = (ecommerce, thelook, transactions)
+
+CONTRACTS: dict[str, DatasetContract] = {}
+
+
+def register(datasets: Iterable[DatasetContract]) -> None:
+    """Add a family's datasets to ``CONTRACTS``, in order, each checked against the datasets
+    before it: a name and a raw folder of its own, foreign keys to a dataset already there
+    (one line naming the contract and the field, else)."""
+    for contract in datasets:
+        for problem in _registry_problems(contract):
+            raise ContractError(f"contract {contract.name!r}: {problem}")
+        CONTRACTS[contract.name] = contract
+
+
+def _registry_problems(contract: DatasetContract) -> Iterator[str]:
+    if contract.name in CONTRACTS or contract.name in KPIS:
+        yield "name: another table has it"
+    same_folder = [c.name for c in CONTRACTS.values() if c.raw_folder == contract.raw_folder]
+    if same_folder:
+        yield f"raw_folder {contract.raw_folder!r} is {same_folder[0]}'s"
+    for fk in contract.foreign_keys:
+        referenced = CONTRACTS.get(fk.references) if fk.references != contract.name else contract
+        if referenced is None:
+            yield f"foreign key {fk.name}: no dataset {fk.references!r} before this one"
+            continue
+        unknown = [c for c in fk.referenced_names if c not in referenced.column_names]
+        if unknown:
+            yield f"foreign key {fk.name}: {fk.references} has no column(s) {unknown}"
+
+
+@contextmanager
+def registered(datasets: Iterable[DatasetContract]) -> Iterator[None]:
+    """A family registered for a while (a test's own family), then taken out again."""
+    before = dict(CONTRACTS)
+    try:
+        register(datasets)
+        yield
+    finally:
+        CONTRACTS.clear()
+        CONTRACTS.update(before)
+
+
+for _family in FAMILIES:
+    register(_family.DATASETS)
 
 
 def contract_for_raw_folder(folder: str) -> DatasetContract | None:

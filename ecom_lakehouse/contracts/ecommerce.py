@@ -88,3 +88,6 @@ ORDER_ITEMS = DatasetContract(
         ForeignKey("product_id", "products", "product_id"),
     ),
 )
+
+# The family, in load order (a dataset after those its foreign keys name).
+DATASETS = (PRODUCTS, ORDERS, ORDER_ITEMS)

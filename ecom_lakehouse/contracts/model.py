@@ -29,6 +29,10 @@ LOGICAL_TYPES: dict[str, tuple[str, pa.DataType, str]] = {
 }
 
 
+# The formats a dataset may accept (a reader each).
+FORMATS = ("csv", "xlsx", "jsonl", "parquet")
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -41,8 +45,7 @@ class Column:
     derived: str | None = None
 
     def __post_init__(self) -> None:
-        if self.type not in LOGICAL_TYPES:
-            raise ValueError(f"column {self.name}: unknown type {self.type!r}")
+        # an unknown type is the contract's to report (``contract_problems``), naming itself
         if self.derived is not None and self.required:
             object.__setattr__(self, "required", False)  # computed, never missing from a file
 
@@ -119,11 +122,35 @@ class Rule:
     sql: str
 
 
+Columns = str | tuple[str, ...]  # one column's name, or several (a composite key)
+
+
+def column_tuple(columns: Columns) -> tuple[str, ...]:
+    return (columns,) if isinstance(columns, str) else tuple(columns)
+
+
 @dataclass(frozen=True)
 class ForeignKey:
-    column: str
+    """Every row's ``columns`` (one, or several together) name a row of the dataset
+    ``references`` by its ``referenced_columns`` (usually its primary key), in the same order.
+    A row with a NULL in any of the columns references nothing and is not checked."""
+
+    columns: Columns
     references: str  # dataset name
-    referenced_column: str
+    referenced_columns: Columns
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return column_tuple(self.columns)
+
+    @property
+    def referenced_names(self) -> tuple[str, ...]:
+        return column_tuple(self.referenced_columns)
+
+    @property
+    def name(self) -> str:
+        """What its check is called: ``<columns>_references_<dataset>``."""
+        return f"{'_'.join(self.column_names)}_references_{self.references}"
 
 
 @dataclass(frozen=True)
@@ -144,8 +171,10 @@ class DatasetContract:
     raw_folder: str
     description: str
     columns: tuple[Column, ...]
-    primary_key: str
-    formats: tuple[str, ...] = ("csv", "xlsx", "jsonl", "parquet")
+    # One column, or several that together identify a row (order lines keyed by order and
+    # product): one row per key in the whole table.
+    primary_key: Columns
+    formats: tuple[str, ...] = FORMATS
     # Which version of a key is the newest, like Delta Live Tables' SEQUENCE BY: the row with
     # the greatest value of these columns wins (NULL is oldest), within a file and across
     # files, whatever order files arrive in. Ties go to the later upload (``_source_version``,
@@ -160,23 +189,19 @@ class DatasetContract:
     freshness: timedelta | None = None
 
     def __post_init__(self) -> None:
-        names = self.column_names
-        if len(set(names)) != len(names):
-            raise ValueError(f"{self.name}: duplicate column names")
-        reserved = [n for n in names if n.startswith("_")]
-        if reserved:
-            raise ValueError(f"{self.name}: column names starting with _ are reserved: {reserved}")
-        referenced = [
-            self.primary_key,
-            *self.sequence_by,
-            *(fk.column for fk in self.foreign_keys),
-            *self.maintenance.z_order_by,
-        ]
-        if self.partition_by:
-            referenced.append(self.partition_by)
-        unknown = [c for c in referenced if c not in names]
-        if unknown:
-            raise ValueError(f"{self.name}: unknown columns {unknown}")
+        for problem in contract_problems(self):
+            raise ContractError(f"contract {self.name!r}: {problem}")
+
+    @cached_property
+    def key_columns(self) -> tuple[str, ...]:
+        """The primary key's columns (one or several)."""
+        return column_tuple(self.primary_key)
+
+    @property
+    def key_label(self) -> str:
+        """The key as a person reads it: ``order_id``, or ``(order_id, product_id)``."""
+        key = self.key_columns
+        return key[0] if len(key) == 1 else f"({', '.join(key)})"
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:
@@ -221,7 +246,102 @@ class DatasetContract:
         return pa.schema([c.arrow_field() for c in self.table_columns])
 
     def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
+        found = next((c for c in self.columns if c.name == name), None)
+        if found is None:
+            raise KeyError(f"{self.name} has no column {name!r}")
+        return found
+
+
+class ContractError(ValueError):
+    """A contract that cannot work: one line naming the contract and the field."""
+
+
+def contract_problems(contract: DatasetContract) -> list[str]:
+    """What is wrong with a contract, field by field (empty: it can work)."""
+    return [
+        *_naming_problems(contract),
+        *_column_problems(contract),
+        *_key_problems(contract),
+        *_reference_problems(contract),
+    ]
+
+
+def _naming_problems(contract: DatasetContract) -> list[str]:
+    problems = []
+    if not contract.name.isidentifier() or contract.name != contract.name.lower():
+        problems.append(f"name must be a lower-case identifier (a table), not {contract.name!r}")
+    folder = contract.raw_folder
+    if not folder or "/" in folder or folder[0] in "._":
+        problems.append(f"raw_folder must be one folder name, not {folder!r}")
+    odd = [f for f in contract.formats if f not in FORMATS]
+    if odd or not contract.formats:
+        problems.append(f"formats: {odd or 'none'}; the readers take {list(FORMATS)}")
+    if contract.freshness is not None and contract.freshness.total_seconds() <= 0:
+        problems.append(f"freshness must be positive (or None), not {contract.freshness}")
+    rules = [r.name for r in contract.rules]
+    if len(set(rules)) != len(rules):
+        problems.append(f"rules: duplicate rule names {rules}")
+    return problems
+
+
+def _column_problems(contract: DatasetContract) -> list[str]:
+    names = [c.name for c in contract.columns]
+    problems = [] if names else ["columns: a contract needs at least one column"]
+    problems += column_type_problems(contract.columns)
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        problems.append(f"columns: duplicate column names {duplicated}")
+    reserved = [n for n in names if n.startswith("_")]
+    if reserved:
+        problems.append(f"columns: names starting with _ are reserved {reserved}")
+    return problems
+
+
+def _unknown(contract: DatasetContract, field_name: str, columns: tuple[str, ...]) -> list[str]:
+    known = {c.name for c in contract.columns}
+    missing = [c for c in columns if c not in known]
+    return [f"{field_name} names unknown column(s) {missing}"] if missing else []
+
+
+def _key_problems(contract: DatasetContract) -> list[str]:
+    key = column_tuple(contract.primary_key)
+    problems = _unknown(contract, "primary_key", key)
+    if not key:
+        problems.append("primary_key: at least one column")
+    elif len(set(key)) != len(key):
+        problems.append(f"primary_key repeats a column {list(key)}")
+    columns = {c.name: c for c in contract.columns}
+    for name in (n for n in key if n in columns):
+        if columns[name].derived is not None:
+            problems.append(f"primary_key: {name} is a derived column; a key must be read")
+        elif not columns[name].required:
+            problems.append(f"primary_key: {name} must be required (a row needs its key)")
+    return problems
+
+
+def _reference_problems(contract: DatasetContract) -> list[str]:
+    problems = [
+        *_unknown(contract, "sequence_by", contract.sequence_by),
+        *_unknown(contract, "maintenance.z_order_by", contract.maintenance.z_order_by),
+    ]
+    if contract.partition_by is not None:
+        problems += _unknown(contract, "partition_by", (contract.partition_by,))
+    for fk in contract.foreign_keys:
+        problems += _unknown(contract, f"foreign key {fk.name}", fk.column_names)
+        if len(fk.column_names) != len(fk.referenced_names) or not fk.column_names:
+            problems.append(
+                f"foreign key {fk.name}: {len(fk.column_names)} column(s) reference "
+                f"{len(fk.referenced_names)}; give as many on each side"
+            )
+    return problems
+
+
+def column_type_problems(columns: tuple[Column, ...]) -> list[str]:
+    return [
+        f"columns: {c.name} has unknown type {c.type!r} (types: {', '.join(LOGICAL_TYPES)})"
+        for c in columns
+        if c.type not in LOGICAL_TYPES
+    ]
 
 
 class TableSpec(Protocol):
@@ -293,8 +413,11 @@ class KpiTable:
         names = {c.name for c in self.columns}
         declared = (*self.key, self.date_column, *self.rate_columns, *self.maintenance.z_order_by)
         unknown = [c for c in declared if c not in names]
+        problems = column_type_problems(self.columns)
         if unknown:
-            raise ValueError(f"{self.name}: unknown columns {unknown}")
+            problems.append(f"unknown columns {unknown}")
+        for problem in problems:
+            raise ContractError(f"KPI table {self.name!r}: {problem}")
 
     @cached_property
     def column_names(self) -> tuple[str, ...]:

@@ -120,3 +120,6 @@ THELOOK_ORDER_ITEMS = DatasetContract(
         ForeignKey("product_id", "thelook_products", "id"),
     ),
 )
+
+# The family, in load order (a dataset after those its foreign keys name).
+DATASETS = (THELOOK_PRODUCTS, THELOOK_ORDERS, THELOOK_ORDER_ITEMS)

@@ -59,3 +59,6 @@ TRANSACTIONS = DatasetContract(
         ),
     ),
 )
+
+# The family (one dataset).
+DATASETS = (TRANSACTIONS,)

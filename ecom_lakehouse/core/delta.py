@@ -41,7 +41,7 @@ from ecom_lakehouse.core.merge_spec import (
 )
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import Upload
-from ecom_lakehouse.core.validation import has_repeats
+from ecom_lakehouse.core.validation import key_repeats
 
 # Commit conflicts are retried this many times in all, waiting about 0.1 s, 0.2 s, 0.4 s, ...
 # (at most 5 s, with jitter) in between: ~20 s of a table changing under every attempt.
@@ -149,10 +149,12 @@ def loaded_batches(
 def newest_per_key(contract: DatasetContract, rows: pa.Table) -> pa.Table:
     """One row per key across the files of a batch: the newest by the contract's sequence,
     then the upload's version, then the file (what the MERGE's condition would keep)."""
-    if not has_repeats(rows.column(contract.primary_key)):
+    key = contract.key_columns
+    if not key_repeats(rows, key):
         return rows
-    order = [(contract.primary_key, "ascending", "at_end")]
-    order += [(c, "descending", "at_end") for c in (*contract.sequence_by, SOURCE_VERSION)]
+    newest = [c for c in (*contract.sequence_by, SOURCE_VERSION) if c not in key]
+    order = [(c, "ascending", "at_end") for c in key]
+    order += [(c, "descending", "at_end") for c in newest]
     order += [(SOURCE_FILE, "descending", "at_end")]
     # sorted on the ordering columns alone, the file key as text (Arrow does not sort a
     # dictionary column); then the rows are taken in that order
@@ -161,15 +163,18 @@ def newest_per_key(contract: DatasetContract, rows: pa.Table) -> pa.Table:
         SOURCE_FILE, rows.column(SOURCE_FILE).cast(pa.string())
     )
     ordered = rows.take(pc.sort_indices(keys, sort_keys=order))
-    keys = ordered.column(contract.primary_key).combine_chunks()
-    first = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1)).fill_null(True)
+    first = pa.array([False] * (ordered.num_rows - 1), pa.bool_())
+    for name in key:  # a row starts a key where any key column differs from the row before
+        values = ordered.column(name).combine_chunks()
+        differs = pc.not_equal(values.slice(1), values.slice(0, len(values) - 1))
+        first = pc.or_(first, differs.fill_null(True))
     return ordered.filter(pa.concat_arrays([pa.array([True]), first]))
 
 
 def key_range(contract: DatasetContract, batch: pa.Table) -> KeyRange | None:
     """The batch's key range, for keys whose file statistics are exact (numbers, dates): the
     MERGE spells it out so the engine skips every file outside it."""
-    key = batch.column(contract.primary_key)
+    key = batch.column(contract.key_columns[0])  # a composite key: its first column prunes
     exact = pa.types.is_integer(key.type) or pa.types.is_date(key.type)
     if not exact or key.null_count == len(key) or not len(key):
         return None

@@ -5,7 +5,8 @@ The log answers first: a numeric key's min/max statistics per data file rule out
 without reading anything. When they cannot (keys spread over many files), the key column of the
 files left is read, and only that column: first in the batch's own partitions (a key found
 there is nowhere else, since the table holds one row per key), then, for the keys not found
-there, in the other partitions' files that may hold them.
+there, in the other partitions' files that may hold them. A composite key is pruned by its
+first column's statistics and found by all its columns.
 """
 
 from __future__ import annotations
@@ -37,14 +38,19 @@ EVERYWHERE = KeyLocations(absent=False, partitions=None)
 Keys: TypeAlias = pa.ChunkedArray | pa.Array
 
 
+def _keys(contract: DatasetContract, rows: pa.Table) -> pa.Table:
+    """The key columns of ``rows`` as ``k0, k1, ...`` (what the queries below join on)."""
+    return pa.table({f"k{i}": rows.column(c) for i, c in enumerate(contract.key_columns)})
+
+
 def locate_keys(
     lake: Lake, table: DeltaTable, contract: DatasetContract, batch: pa.Table
 ) -> KeyLocations:
     files = pa.table(table.get_add_actions(flatten=True))
     if files.num_rows == 0:
         return KeyLocations(absent=True, partitions=[])
-    keys = batch.column(contract.primary_key)
-    candidates = files.filter(_may_hold(files, contract.primary_key, keys))
+    keys, first = _keys(contract, batch), contract.key_columns[0]
+    candidates = files.filter(_may_hold(files, first, keys.column("k0")))
     if candidates.num_rows == 0:
         return KeyLocations(absent=True, partitions=[])
     if not contract.partition_by:
@@ -62,8 +68,8 @@ def locate_keys(
         # Keys found in the batch's own partitions are nowhere else; the others are looked
         # for in the files elsewhere that may hold them.
         found = _present(lake, contract, candidates.filter(in_own), keys)
-        missing = pc.filter(keys, pc.invert(pc.is_in(keys, value_set=found)))
-        elsewhere = elsewhere.filter(_may_hold(elsewhere, contract.primary_key, missing))
+        missing = keys.join(found, list(keys.column_names), join_type="left anti")
+        elsewhere = elsewhere.filter(_may_hold(elsewhere, first, missing.column("k0")))
         hits = _files_holding(lake, contract, elsewhere, missing)
         holding = elsewhere.filter(pc.is_in(elsewhere.column("path"), value_set=hits))
         own += pc.unique(holding.column(part)).to_pylist()
@@ -95,38 +101,42 @@ def _uris(lake: Lake, contract: DatasetContract, files: pa.Table) -> list[str]:
     return [f"{root}/{unquote(path)}" for path in files.column("path").to_pylist()]
 
 
-def _query(
-    lake: Lake, sql: str, files: Sequence[str], keys: pa.ChunkedArray | pa.Array
-) -> pa.Table:
+def _query(lake: Lake, sql: str, files: Sequence[str], keys: pa.Table) -> pa.Table:
     con = duckdb_sql.connect(lake)
     try:
-        con.register("batch_keys", pa.table({"k": keys}))
+        con.register("batch_keys", keys)
         return con.execute(sql, {"files": list(files)}).to_arrow_table()
     finally:
         con.close()
 
 
-def _present(lake: Lake, contract: DatasetContract, files: pa.Table, keys: Keys) -> pa.Array:
-    """The keys of ``keys`` that ``files`` hold (their key column alone is read)."""
+def _on(contract: DatasetContract) -> str:
+    return " AND ".join(f'f."{c}" = b.k{i}' for i, c in enumerate(contract.key_columns))
+
+
+def _present(lake: Lake, contract: DatasetContract, files: pa.Table, keys: pa.Table) -> pa.Table:
+    """The keys of ``keys`` that ``files`` hold (their key columns alone are read)."""
     if files.num_rows == 0:
-        return pa.array([], keys.type)
-    key = contract.primary_key
+        return keys.slice(0, 0)
+    columns = ", ".join(f'f."{c}" AS k{i}' for i, c in enumerate(contract.key_columns))
     sql = (
-        f'SELECT DISTINCT f."{key}" AS k FROM read_parquet($files) f'
-        f' SEMI JOIN batch_keys b ON f."{key}" = b.k'
+        f"SELECT DISTINCT {columns} FROM read_parquet($files) f"
+        f" SEMI JOIN batch_keys b ON {_on(contract)}"
     )
-    return _query(lake, sql, _uris(lake, contract, files), keys).column("k").combine_chunks()
+    found = _query(lake, sql, _uris(lake, contract, files), keys)
+    return found.cast(keys.schema)
 
 
-def _files_holding(lake: Lake, contract: DatasetContract, files: pa.Table, keys: Keys) -> pa.Array:
+def _files_holding(
+    lake: Lake, contract: DatasetContract, files: pa.Table, keys: pa.Table
+) -> pa.Array:
     """The paths (as the log names them) of ``files`` that hold one of ``keys``."""
-    if files.num_rows == 0 or len(keys) == 0:
+    if files.num_rows == 0 or keys.num_rows == 0:
         return pa.array([], pa.string())
-    key = contract.primary_key
     uris = _uris(lake, contract, files)
     sql = (
         f"SELECT DISTINCT f.filename FROM read_parquet($files, filename = true) f"
-        f' SEMI JOIN batch_keys b ON f."{key}" = b.k'
+        f" SEMI JOIN batch_keys b ON {_on(contract)}"
     )
     held = set(_query(lake, sql, uris, keys).column("filename").to_pylist())
     paths = files.column("path").to_pylist()

@@ -51,7 +51,8 @@ class MergeOutcome:
 
 @dataclass(frozen=True)
 class KeyRange:
-    """The batch's smallest and largest key, spelled into the predicate as literals."""
+    """The batch's smallest and largest key (of a composite key, of its first column), spelled
+    into the predicate as literals."""
 
     low: object
     high: object
@@ -62,14 +63,14 @@ def merge_predicate(
     keys: KeyRange | None = None,
     partitions: Iterable[object] | None = None,
 ) -> str:
-    """Match on the key; prune with the batch's key range and, when given, the partition values
-    its keys can be in (the caller must then commit against the snapshot it read them from)."""
-    key = contract.primary_key
-    predicate = f"{TARGET}.{key} = {SOURCE}.{key}"
+    """Match on the key (every column of a composite one); prune with the batch's range of the
+    key's first column and, when given, the partition values its keys can be in (the caller
+    must then commit against the snapshot it read them from)."""
+    key = contract.key_columns
+    predicate = " AND ".join(f"{TARGET}.{c} = {SOURCE}.{c}" for c in key)
     if keys is not None:
-        predicate += (
-            f" AND {TARGET}.{key} BETWEEN {sql_literal(keys.low)} AND {sql_literal(keys.high)}"
-        )
+        low, high = sql_literal(keys.low), sql_literal(keys.high)
+        predicate += f" AND {TARGET}.{key[0]} BETWEEN {low} AND {high}"
     values = sorted({sql_literal(v) for v in partitions or () if v is not None})
     if contract.partition_by and values:
         predicate += f" AND {TARGET}.{contract.partition_by} IN ({', '.join(values)})"

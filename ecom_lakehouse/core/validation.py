@@ -246,14 +246,14 @@ FROM derived
 def superseded_sql(contract: DatasetContract) -> str:
     """Over the good rows of every part: the rows that lose de-duplication of their key (the
     latest ``sequence_by`` wins, then the later sheet, then the later row), with the winner."""
-    key = _q(contract.primary_key)
+    key = [_q(c) for c in contract.key_columns]
     order = ", ".join(f"{_q(c)} DESC NULLS LAST" for c in contract.sequence_by)
     order = f"{order + ', ' if order else ''}{SHEET_INDEX} DESC, {SOURCE_ROW} DESC"
-    window = f"PARTITION BY {FILE_INDEX}, {key} ORDER BY {order}"
+    window = f"PARTITION BY {FILE_INDEX}, {', '.join(key)} ORDER BY {order}"
     # The window sees only the columns it needs (and a hash of the row, to tell an exact copy
     # from a different version of the key); the losers' values are joined back after.
     values = ", ".join(_q(c) for c in contract.carried_column_names)
-    narrow = ", ".join(dict.fromkeys([key, *map(_q, contract.sequence_by), POSITION]))
+    narrow = ", ".join(dict.fromkeys([*key, *map(_q, contract.sequence_by), POSITION]))
     return f"""
 SELECT g.*, w._winner, w._row_hash = w._winner_hash AS _exact FROM (
   SELECT {", ".join(PLACE)}, _row_hash, row_number() OVER ({window}) AS _rank,
@@ -270,10 +270,12 @@ def duplicate_reason(contract: DatasetContract) -> str:
     """The reason a superseded row is rejected with (a SQL expression over ``superseded``): an
     exact copy of the row kept, or another version of its key. The part before the colon is
     what ``rejected_by_reason`` counts."""
-    key = contract.primary_key
+    label, key = contract.key_label, contract.key_columns
+    values = " || ', ' || ".join(_q(c) for c in key)
+    value = values if len(key) == 1 else f"'(' || {values} || ')'"
     return (
         f"CASE WHEN _exact THEN 'exact duplicate: the same values as ' || _winner"
-        f" ELSE 'duplicate {key}: {key} ' || {_q(key)} || ' is superseded by ' || _winner END"
+        f" ELSE 'duplicate {label}: {label} ' || {value} || ' is superseded by ' || _winner END"
     )
 
 
@@ -297,6 +299,14 @@ def _position(rows: pa.Table) -> pa.Array:
     file = pc.multiply(pc.cast(rows.column(FILE_INDEX), pa.int64()), 1 << 44)
     sheet = pc.multiply(pc.cast(rows.column(SHEET_INDEX), pa.int64()), 1 << 32)
     return pc.add(pc.add(file, sheet), rows.column(SOURCE_ROW)).combine_chunks()
+
+
+def key_repeats(rows: pa.Table, key: tuple[str, ...]) -> bool:
+    """Whether a key (one column, or several together) occurs in more than one row."""
+    if len(key) == 1:
+        return has_repeats(rows.column(key[0]))
+    keys = rows.select(list(key)).drop_null()
+    return keys.group_by(list(key)).aggregate([]).num_rows < keys.num_rows
 
 
 def has_repeats(values: pa.ChunkedArray) -> bool:
@@ -382,7 +392,7 @@ class _RowChecker:
         con.register("good", good)
         superseded = ""
         # Most files repeat no key: then the window that de-duplicates is not needed.
-        if has_repeats(good.column(contract.primary_key)):
+        if key_repeats(good, contract.key_columns):
             con.execute(f"CREATE TEMP TABLE superseded AS {superseded_sql(contract)}")
             losers = _arrow(con.execute(f"SELECT {', '.join(PLACE)} FROM superseded"))
             # The losers are few: filtering them out keeps the file's order with no sort.

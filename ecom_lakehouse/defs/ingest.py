@@ -169,7 +169,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
     partitions = file_partitions(contract)
     checks = table_checks(contract)
     tags = {"dataset": ds}
-    schema = column_schema(contract.table_columns, (contract.primary_key,))
+    schema = column_schema(contract.table_columns, contract.key_columns)
     ingest_asset = functools.partial(
         dg.asset, partitions_def=partitions, group_name=n.group, tags=tags
     )
@@ -230,14 +230,14 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
                 tags=tags,
                 description=(
                     f"{contract.description} Delta table at {layout.table_path(ds)}, upserted "
-                    f"on {contract.primary_key}; a run's files are merged in one commit that "
+                    f"on {contract.key_label}; a run's files are merged in one commit that "
                     "records each file's upload (exactly once per file). rows_* are the run's "
                     "totals."
                 ),
                 metadata={
                     "dagster/column_schema": schema,
                     "dagster/table_name": ds,
-                    "primary_key": contract.primary_key,
+                    "primary_key": contract.key_label,
                     "partitioned_by": contract.partition_by or "(none)",
                 },
             )
@@ -314,11 +314,12 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
             metadata={FILES: files_table(rows), "batch_files_archived": len(rows)}
         )
 
+    selection: dg.AssetSelection = dg.AssetSelection.assets(n.validated, n.table, n.archived)
+    if contract.freshness is not None:  # its freshness check is its sensor's to run, not a load's
+        selection -= dg.AssetSelection.checks(n.freshness_check)
     job = dg.define_asset_job(
         name=n.ingest_job,
-        # the table's freshness check is its sensor's to run, not every load's
-        selection=dg.AssetSelection.assets(n.validated, n.table, n.archived)
-        - dg.AssetSelection.checks(n.freshness_check),
+        selection=selection,
         description=f"Validate, merge and archive a batch of landed {ds} files (or one).",
     )
     return dg.Definitions(assets=[validated, table, archived], jobs=[job])

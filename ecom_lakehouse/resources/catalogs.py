@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from ecom_lakehouse.contracts import TableSpec
+from ecom_lakehouse.contracts import DatasetContract, TableSpec
 from ecom_lakehouse.core import duckdb_catalog, duckdb_sql, layout
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.resources.aws import aws_client
@@ -72,6 +72,7 @@ class GlueCatalog(Catalog):
         return aws_client("glue", self.endpoint_url, self.region)
 
     def table_input(self, lake: Lake, spec: TableSpec) -> dict[str, Any]:
+        """The Glue entry of a table (Athena reads the schema from the Delta log; Trino too)."""
         location = lake.url(layout.table_path(spec.name)) + "/"
         glue = {c.name: {"Name": c.name, "Type": c.glue_type, "Comment": c.description}
                 for c in spec.table_columns}  # fmt: skip
@@ -79,7 +80,7 @@ class GlueCatalog(Catalog):
         columns = list(glue.values())
         return {
             "Name": spec.name,
-            "Description": spec.description,
+            "Description": glue_description(spec),
             "TableType": "EXTERNAL_TABLE",
             "Parameters": DELTA_PARAMETERS,
             "PartitionKeys": partition_keys,
@@ -153,3 +154,9 @@ def _same_entry(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
         )
 
     return shape(current) == shape(wanted)
+
+
+def glue_description(spec: TableSpec) -> str:
+    """The table's description, with its primary key where it has one (a dataset's)."""
+    key = spec.key_label if isinstance(spec, DatasetContract) else None
+    return f"{spec.description} Primary key: {key}." if key else spec.description

@@ -89,7 +89,7 @@ def prepare(batch: DataFrame, contract: DatasetContract) -> DataFrame:
         F.col(SOURCE_FILE).desc(),
         F.col(FILE_ROW).desc(),
     ]
-    latest = Window.partitionBy(contract.primary_key).orderBy(*order)
+    latest = Window.partitionBy(*contract.key_columns).orderBy(*order)
     return (
         typed.withColumn("_rank", F.row_number().over(latest))
         .where(F.col("_rank") == 1)
@@ -101,7 +101,7 @@ def prepare(batch: DataFrame, contract: DatasetContract) -> DataFrame:
 def key_range(batch: DataFrame, contract: DatasetContract) -> KeyRange | None:
     """The batch's key range for keys with exact statistics (numbers, dates), as delta-rs
     spells it into its MERGE (``core/delta.py``)."""
-    key = contract.column(contract.primary_key)
+    key = contract.column(contract.key_columns[0])  # a composite key: its first column prunes
     if key.type not in ("bigint", "int", "date"):
         return None
     row = batch.agg(F.min(key.name), F.max(key.name)).first()
