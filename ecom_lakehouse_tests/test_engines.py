@@ -26,6 +26,7 @@ from ecom_lakehouse.spark.job import TABLES
 from ecom_lakehouse_tests.conftest import land, shared_file
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 from ecom_lakehouse_tests.test_evolution import WITH_COUPON
+from ecom_lakehouse_tests.test_worked_example import family
 
 ORDERS = CONTRACTS["orders"]
 ENGINES = ("delta-rs", "spark")
@@ -211,3 +212,29 @@ def test_each_engine_continues_a_table_the_other_wrote(spark, tmp_path):
     ids = [row[1] for row in state["rows"]]
     assert sorted(ids) == [1, 2, 3, 4, 5]
     assert len(state["uploads"]) == 4
+
+
+RETAIL_HEADER = ["invoice_no", "stock_code", "quantity", "invoice_date", "customer_id", "country"]
+
+
+def retail_line(invoice: str, stock: str, quantity: int, when: str) -> list[object]:
+    return [invoice, stock, quantity, when, 17850, "United Kingdom"]
+
+
+def test_a_composite_key_makes_the_same_table(spark, tmp_path):
+    """The worked example's invoice lines (key: invoice and product): a key repeated across
+    the files of a batch, an older version arriving later, a line moved to another invoice."""
+    lines = family()[1]
+    batches = [
+        (lines, [
+            ("a.csv", csv_bytes([RETAIL_HEADER, retail_line("1", "A", 2, DAY1),
+                                 retail_line("1", "B", 3, DAY1), retail_line("2", "A", 1, DAY1)])),
+            ("b.csv", csv_bytes([RETAIL_HEADER, retail_line("1", "A", 5, DAY2)])),
+        ]),
+        (lines, [("old.csv", csv_bytes([RETAIL_HEADER, retail_line("1", "A", 9, DAY1),
+                                        retail_line("2", "B", 4, DAY1)]))]),
+    ]  # fmt: skip
+    states = both_engines(spark, tmp_path, batches)
+    assert_same(states)
+    quantities = {(row[0], row[1]): row[2] for row in states["spark"]["rows"]}
+    assert quantities == {("1", "A"): 5, ("1", "B"): 3, ("2", "A"): 1, ("2", "B"): 4}

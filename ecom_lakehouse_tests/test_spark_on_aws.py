@@ -4,10 +4,12 @@ its command line, the package on its Python path, Pipes context and messages in 
 on moto) on Spark 3.5.4 with Delta 3.3.0, as Glue 5.0: the job's MERGE commits to the Delta
 table in the moto bucket through S3A."""
 
+import contextlib
 import re
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from ecom_lakehouse.defs.ingest import ingest_definitions
 from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.aws import aws_client
-from ecom_lakehouse.resources.merge_engines import GlueMergeEngine
+from ecom_lakehouse.resources.merge_engines import EmrServerlessMergeEngine, GlueMergeEngine
 from ecom_lakehouse.resources.settings import lake_from_env
 from ecom_lakehouse.spark import package
 from ecom_lakehouse_tests.conftest import REGION, TEST_CREDENTIALS, land
@@ -178,36 +180,148 @@ def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_
     assert commit["engineInfo"].startswith("Apache-Spark/3.5.4 Delta-Lake/3.3.0")
 
 
-def test_the_emr_serverless_launch_is_accepted_as_configured(moto_endpoint, tmp_path):
+class EmrRunsHere:
+    """The moto EMR Serverless client, except that a job run executes the launch it names
+    here, as EMR Serverless would: the entry point and ``--py-files`` package fetched from S3,
+    the entry point's arguments as its command line, the driver's environment from the
+    ``spark.emr-serverless.driverEnv.*`` confs (Pipes' parameters among them), and the
+    driver's stdout put into the job's CloudWatch log stream, where Pipes reads its messages."""
+
+    def __init__(self, emr: Any, s3: Any, logs: Any, workdir: Path, env: dict[str, str]):
+        self._emr, self._s3, self._logs, self._workdir, self._env = emr, s3, logs, workdir, env
+        self.finished: dict[str, subprocess.CompletedProcess] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._emr, name)
+
+    def _fetch(self, uri: str) -> Path:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        path = self._workdir / Path(key).name
+        path.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return path
+
+    def start_job_run(self, **params: Any) -> dict:
+        started = self._emr.start_job_run(**params)
+        driver = params["jobDriver"]["sparkSubmit"]
+        submit = driver["sparkSubmitParameters"].split()
+        py_files = submit[submit.index("--py-files") + 1]
+        prefix = "spark.emr-serverless.driverEnv."
+        driver_env = dict(
+            conf.removeprefix(prefix).split("=", 1) for conf in submit if conf.startswith(prefix)
+        )
+        script, package_zip = self._fetch(driver["entryPoint"]), self._fetch(py_files)
+        libraries = sysconfig.get_paths()["purelib"]
+        done = subprocess.run(
+            [sys.executable, "-S", str(script), *driver["entryPointArguments"]],
+            env={**self._env, **driver_env, "PYTHONPATH": f"{package_zip}:{libraries}"},
+            cwd=self._workdir, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        self.finished[started["jobRunId"]] = done
+        logging = params["configurationOverrides"]["monitoringConfiguration"]
+        group = logging["cloudWatchLoggingConfiguration"]["logGroupName"]
+        stream = f"/applications/{started['applicationId']}/jobs/{started['jobRunId']}"
+        self._put_lines(group, f"{stream}/SPARK_DRIVER/stdout", done.stdout)
+        return started
+
+    def _put_lines(self, group: str, stream: str, text: str) -> None:
+        with contextlib.suppress(self._logs.exceptions.ResourceAlreadyExistsException):
+            self._logs.create_log_group(logGroupName=group)
+        self._logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        now = int(time.time() * 1000)
+        events = [{"timestamp": now, "message": line} for line in text.splitlines() if line]
+        if events:
+            self._logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+
+    def get_job_run(self, applicationId: str, jobRunId: str) -> dict:
+        response = self._emr.get_job_run(applicationId=applicationId, jobRunId=jobRunId)
+        done = self.finished[jobRunId]
+        response["jobRun"]["state"] = "SUCCESS" if done.returncode == 0 else "FAILED"
+        response["jobRun"]["stateDetails"] = done.stderr[-3000:]
+        return response
+
+    def get_application(self, applicationId: str) -> dict:
+        # moto says "SPARK"; EMR Serverless says "Spark", which dagster-aws's client reads
+        response = self._emr.get_application(applicationId=applicationId)
+        response["application"]["type"] = response["application"]["type"].capitalize()
+        return response
+
+    def get_dashboard_for_job_run(self, **_: Any) -> dict:
+        return {"url": "https://emr-serverless.example/dashboard"}
+
+
+class EmrHereEngine(EmrServerlessMergeEngine):
+    workdir: str
+
+    def client(self, service: str) -> Any:
+        client = super().client(service)
+        if service != "emr-serverless":
+            return client
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": self.workdir,
+            "AWS_ENDPOINT_URL": self.endpoint_url or "",
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            # what EMR 7 gives the job's SparkSession: the Delta jars it ships, and S3
+            "PYSPARK_SUBMIT_ARGS": submit_args(
+                spark_confs(Path(self.workdir) / "warehouse", self.endpoint_url)
+            ),
+        }
+        workdir = Path(self.workdir)
+        return EmrRunsHere(client, super().client("s3"), super().client("logs"), workdir, env)
+
+
+def test_a_file_merged_by_the_spark_job_on_emr_serverless_reports_back_through_pipes(
+    moto_endpoint, tmp_path
+):
+    bucket = f"emr-{tmp_path.name[-20:].lower().replace('_', '-')}"
+    aws_client("s3", moto_endpoint, REGION).create_bucket(Bucket=bucket)
+    scripts, built = Lake(f"s3://{bucket}", moto_endpoint, REGION), package.build()
+    package.upload(scripts, built)
     emr = aws_client("emr-serverless", moto_endpoint, REGION)
     application = emr.create_application(name="lake", releaseLabel="emr-7.5.0", type="SPARK")
     env = {
-        "LAKEHOUSE_URI": "s3://lake-emr",
+        "LAKEHOUSE_URI": f"s3://{bucket}",
         "LAKEHOUSE_MERGE_ENGINE": "emr-serverless",
         "LAKEHOUSE_EMR_APPLICATION_ID": application["applicationId"],
         "LAKEHOUSE_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/emr",
-        "LAKEHOUSE_SPARK_SCRIPTS_URI": "s3://lake-emr/scripts/abc123",
+        "LAKEHOUSE_SPARK_SCRIPTS_URI": built.uri(scripts),
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_REGION": REGION,
         **TEST_CREDENTIALS,
     }
-    engine = build_resources(env)["merge_engine"]
-    params = engine.start_job_run_params({"--dataset": "orders", "--file-key": "orders/d.csv"})
-    run = emr.start_job_run(**params)
-    stored = emr.get_job_run(applicationId=run["applicationId"], jobRunId=run["jobRunId"])
-    driver = stored["jobRun"]["jobDriver"]["sparkSubmit"]
-    assert driver["entryPoint"] == f"s3://lake-emr/scripts/abc123/{package.ENTRY_SCRIPT}"
-    assert driver["entryPointArguments"][:4] == [
-        "--dataset",
-        "orders",
-        "--file-key",
-        "orders/d.csv",
-    ]
-    assert driver["entryPointArguments"][-2:] == ["--pipes", "env"]
-    assert (
-        f"--py-files s3://lake-emr/scripts/abc123/{package.PACKAGE_ZIP}"
-        in (driver["sparkSubmitParameters"])
+    resources = build_resources(env)
+    launched = resources["merge_engine"]
+    assert isinstance(launched, EmrServerlessMergeEngine)
+    resources["merge_engine"] = EmrHereEngine(**launched.model_dump(), workdir=str(tmp_path))
+    lake = lake_from_env(env)
+    day = "2025-04-01T10:00:00"
+    key = land(lake, "orders", csv_bytes([ORDERS_HEADER, order(1, day), order(2, day)]), "d.csv")
+    file_key = key.removeprefix("raw/")
+    orders, n = ingest_definitions(CONTRACTS["orders"]), names_of("orders")
+    validated, table = orders.get_assets_def(n.validated), orders.get_assets_def(n.table)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(n.partitions, [file_key])
+        result = dg.materialize(
+            [validated, table],
+            partition_key=file_key,
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    (materialization,) = result.asset_materializations_for_node(table.node_def.name)
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert (metadata["rows_inserted"], metadata["rows_updated"]) == (2, 0)
+    assert metadata["engine"] == "spark (spark)"  # Delta Spark's MERGE, reported through Pipes
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"row_count_reconciles": True, "order_id_unique_and_not_null": True}
+    delta = DeltaTable(
+        lake.url(layout.table_path("orders")), storage_options=lake.storage_options()
     )
+    (commit,) = [c for c in delta.history() if c["operation"] == "MERGE"]
+    assert commit["engineInfo"].startswith("Apache-Spark/3.5.4 Delta-Lake/3.3.0")
 
 
 @pytest.mark.parametrize(
