@@ -34,16 +34,26 @@ from ecom_lakehouse_tests.jvm import spark_confs, submit_args
 JOB = "ecom-lakehouse-merge"
 
 
-class GlueRunsHere:
-    """The moto Glue client, except that a job run executes the job's script in a local
-    process: the script and package are fetched from the scripts prefix in S3, as Glue would."""
+class RunsHere:
+    """A moto client whose job runs execute here: the job's files fetched from S3 as the
+    service would, its script run in a local process with Spark and Delta as the service's."""
 
-    def __init__(self, glue: Any, s3: Any, workdir: Path, env: dict[str, str]) -> None:
-        self._glue, self._s3, self._workdir, self._env = glue, s3, workdir, env
+    def __init__(self, client: Any, s3: Any, workdir: Path, endpoint_url: str | None) -> None:
+        self._client, self._s3, self._workdir = client, s3, workdir
         self.finished: dict[str, subprocess.CompletedProcess] = {}
+        self._env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(workdir),
+            "AWS_ENDPOINT_URL": endpoint_url or "",
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            # what Glue 5.0 and EMR 7 give the job's SparkSession: Delta, and S3 (the moto server)
+            "PYSPARK_SUBMIT_ARGS": submit_args(spark_confs(workdir / "warehouse", endpoint_url)),
+        }
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._glue, name)
+        return getattr(self._client, name)
 
     def _fetch(self, uri: str) -> Path:
         bucket, key = uri.removeprefix("s3://").split("/", 1)
@@ -51,27 +61,34 @@ class GlueRunsHere:
         path.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         return path
 
+    def _run(self, script: Path, package_zip: Path, argv: list[str], env: dict[str, str]):
+        # -S: the package comes from its zip, not from this checkout's editable install
+        libraries = sysconfig.get_paths()["purelib"]
+        return subprocess.run(
+            [sys.executable, "-S", str(script), *argv],
+            env={**self._env, **env, "PYTHONPATH": f"{package_zip}:{libraries}"},
+            cwd=self._workdir, capture_output=True, text=True, timeout=300,
+            check=False,  # a failed run is reported as the service would: state FAILED
+        )  # fmt: skip
+
+
+class GlueRunsHere(RunsHere):
+    """The moto Glue client, except that a job run executes the job's script in a local
+    process: the script and package are fetched from the scripts prefix in S3, as Glue would."""
+
     def start_job_run(self, **params: Any) -> dict:
-        run_id = self._glue.start_job_run(**params)["JobRunId"]
-        job = self._glue.get_job(JobName=params["JobName"])["Job"]
+        run_id = self._client.start_job_run(**params)["JobRunId"]
+        job = self._client.get_job(JobName=params["JobName"])["Job"]
         script = self._fetch(job["Command"]["ScriptLocation"])
         zip_path = self._fetch(params["Arguments"]["--extra-py-files"])
         argv = [x for item in params["Arguments"].items() for x in item]
-        # -S: the package comes from its zip, not from this checkout's editable install
-        libraries = sysconfig.get_paths()["purelib"]
-        self.finished[run_id] = subprocess.run(
-            [sys.executable, "-S", str(script), "--JOB_NAME", params["JobName"], *argv],
-            env={**self._env, "PYTHONPATH": f"{zip_path}:{libraries}"},
-            cwd=self._workdir,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,  # a failed run is reported as Glue would: state FAILED
+        self.finished[run_id] = self._run(
+            script, zip_path, ["--JOB_NAME", params["JobName"], *argv], {}
         )
         return {"JobRunId": run_id}
 
     def get_job_run(self, JobName: str, RunId: str) -> dict:
-        response = self._glue.get_job_run(JobName=JobName, RunId=RunId)
+        response = self._client.get_job_run(JobName=JobName, RunId=RunId)
         done = self.finished[RunId]
         if done.returncode != 0:
             response["JobRun"]["JobRunState"] = "FAILED"
@@ -86,19 +103,7 @@ class GlueHereEngine(GlueMergeEngine):
         client = super().client(service)
         if service != "glue":
             return client
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": self.workdir,
-            "AWS_ENDPOINT_URL": self.endpoint_url or "",
-            "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            # what Glue 5.0 gives the job's SparkSession: Delta, and S3 (here the moto server)
-            "PYSPARK_SUBMIT_ARGS": submit_args(
-                spark_confs(Path(self.workdir) / "warehouse", self.endpoint_url)
-            ),
-        }
-        return GlueRunsHere(client, super().client("s3"), Path(self.workdir), env)
+        return GlueRunsHere(client, super().client("s3"), Path(self.workdir), self.endpoint_url)
 
 
 @pytest.fixture
@@ -142,12 +147,9 @@ def test_the_glue_engine_is_chosen_by_configuration_alone(glue_env):
     assert params["Arguments"]["--extra-py-files"].endswith(package.PACKAGE_ZIP)
 
 
-def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_env, tmp_path):
-    resources = build_resources(glue_env)
-    engine = resources["merge_engine"]
-    settings = {**engine.model_dump(), "message_interval_s": 0.5}
-    resources["merge_engine"] = GlueHereEngine(**settings, workdir=str(tmp_path))
-    lake = lake_from_env(glue_env)
+def merge_one_file_through(resources: dict[str, Any], lake: Lake) -> dict[str, Any]:
+    """A two-row orders file validated and merged by ``resources``' merge engine: the table's
+    metadata, once the run succeeded with its checks passed and Delta Spark's MERGE committed."""
     day = "2025-04-01T10:00:00"
     key = land(lake, "orders", csv_bytes([ORDERS_HEADER, order(1, day), order(2, day)]), "d.csv")
     file_key = key.removeprefix("raw/")
@@ -162,46 +164,47 @@ def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_
             resources=resources,
             raise_on_error=False,
         )
-        runs = resources["merge_engine"].client("glue").get_job_runs(JobName=JOB)["JobRuns"]
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     (materialization,) = result.asset_materializations_for_node(table.node_def.name)
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert (metadata["rows_inserted"], metadata["rows_updated"]) == (2, 0)
-    assert metadata["engine"] == "spark (spark)"  # Delta Spark's MERGE, not delta-rs
-    assert metadata["AWS Glue Job Run ID"] == runs[0]["Id"]
-    assert "console.aws.amazon.com/gluestudio" in metadata["AWS Glue Job Run URL"]
+    assert metadata["engine"] == "spark (spark)"  # Delta Spark's MERGE, reported through Pipes
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"row_count_reconciles": True, "order_id_unique_and_not_null": True}
-    table = DeltaTable(
+    delta = DeltaTable(
         lake.url(layout.table_path("orders")), storage_options=lake.storage_options()
     )
-    assert sorted(table.to_pyarrow_table()["order_id"].to_pylist()) == [1, 2]
-    (commit,) = [c for c in table.history() if c["operation"] == "MERGE"]
+    assert sorted(delta.to_pyarrow_table()["order_id"].to_pylist()) == [1, 2]
+    (commit,) = [c for c in delta.history() if c["operation"] == "MERGE"]
     assert commit["engineInfo"].startswith("Apache-Spark/3.5.4 Delta-Lake/3.3.0")
+    return metadata
 
 
-class EmrRunsHere:
+def test_a_file_merged_by_the_spark_job_on_glue_reports_back_through_pipes(glue_env, tmp_path):
+    resources = build_resources(glue_env)
+    engine = resources["merge_engine"]
+    settings = {**engine.model_dump(), "message_interval_s": 0.5}
+    resources["merge_engine"] = GlueHereEngine(**settings, workdir=str(tmp_path))
+    metadata = merge_one_file_through(resources, lake_from_env(glue_env))
+    runs = resources["merge_engine"].client("glue").get_job_runs(JobName=JOB)["JobRuns"]
+    assert metadata["AWS Glue Job Run ID"] == runs[0]["Id"]
+    assert "console.aws.amazon.com/gluestudio" in metadata["AWS Glue Job Run URL"]
+
+
+class EmrRunsHere(RunsHere):
     """The moto EMR Serverless client, except that a job run executes the launch it names
     here, as EMR Serverless would: the entry point and ``--py-files`` package fetched from S3,
     the entry point's arguments as its command line, the driver's environment from the
     ``spark.emr-serverless.driverEnv.*`` confs (Pipes' parameters among them), and the
-    driver's stdout put into the job's CloudWatch log stream, where Pipes reads its messages."""
+    driver's stdout and stderr put into the job's CloudWatch log streams, where Pipes reads its
+    messages (and the log)."""
 
-    def __init__(self, emr: Any, s3: Any, logs: Any, workdir: Path, env: dict[str, str]):
-        self._emr, self._s3, self._logs, self._workdir, self._env = emr, s3, logs, workdir, env
-        self.finished: dict[str, subprocess.CompletedProcess] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._emr, name)
-
-    def _fetch(self, uri: str) -> Path:
-        bucket, key = uri.removeprefix("s3://").split("/", 1)
-        path = self._workdir / Path(key).name
-        path.write_bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        return path
+    def __init__(self, emr: Any, s3: Any, logs: Any, workdir: Path, endpoint_url: str | None):
+        super().__init__(emr, s3, workdir, endpoint_url)
+        self._logs = logs
 
     def start_job_run(self, **params: Any) -> dict:
-        started = self._emr.start_job_run(**params)
+        started = self._client.start_job_run(**params)
         driver = params["jobDriver"]["sparkSubmit"]
         submit = driver["sparkSubmitParameters"].split()
         py_files = submit[submit.index("--py-files") + 1]
@@ -210,17 +213,13 @@ class EmrRunsHere:
             conf.removeprefix(prefix).split("=", 1) for conf in submit if conf.startswith(prefix)
         )
         script, package_zip = self._fetch(driver["entryPoint"]), self._fetch(py_files)
-        libraries = sysconfig.get_paths()["purelib"]
-        done = subprocess.run(
-            [sys.executable, "-S", str(script), *driver["entryPointArguments"]],
-            env={**self._env, **driver_env, "PYTHONPATH": f"{package_zip}:{libraries}"},
-            cwd=self._workdir, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+        done = self._run(script, package_zip, driver["entryPointArguments"], driver_env)
         self.finished[started["jobRunId"]] = done
         logging = params["configurationOverrides"]["monitoringConfiguration"]
         group = logging["cloudWatchLoggingConfiguration"]["logGroupName"]
         stream = f"/applications/{started['applicationId']}/jobs/{started['jobRunId']}"
         self._put_lines(group, f"{stream}/SPARK_DRIVER/stdout", done.stdout)
+        self._put_lines(group, f"{stream}/SPARK_DRIVER/stderr", done.stderr)
         return started
 
     def _put_lines(self, group: str, stream: str, text: str) -> None:
@@ -233,7 +232,7 @@ class EmrRunsHere:
             self._logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
     def get_job_run(self, applicationId: str, jobRunId: str) -> dict:
-        response = self._emr.get_job_run(applicationId=applicationId, jobRunId=jobRunId)
+        response = self._client.get_job_run(applicationId=applicationId, jobRunId=jobRunId)
         done = self.finished[jobRunId]
         response["jobRun"]["state"] = "SUCCESS" if done.returncode == 0 else "FAILED"
         response["jobRun"]["stateDetails"] = done.stderr[-3000:]
@@ -241,7 +240,7 @@ class EmrRunsHere:
 
     def get_application(self, applicationId: str) -> dict:
         # moto says "SPARK"; EMR Serverless says "Spark", which dagster-aws's client reads
-        response = self._emr.get_application(applicationId=applicationId)
+        response = self._client.get_application(applicationId=applicationId)
         response["application"]["type"] = response["application"]["type"].capitalize()
         return response
 
@@ -256,20 +255,8 @@ class EmrHereEngine(EmrServerlessMergeEngine):
         client = super().client(service)
         if service != "emr-serverless":
             return client
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": self.workdir,
-            "AWS_ENDPOINT_URL": self.endpoint_url or "",
-            "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            # what EMR 7 gives the job's SparkSession: the Delta jars it ships, and S3
-            "PYSPARK_SUBMIT_ARGS": submit_args(
-                spark_confs(Path(self.workdir) / "warehouse", self.endpoint_url)
-            ),
-        }
-        workdir = Path(self.workdir)
-        return EmrRunsHere(client, super().client("s3"), super().client("logs"), workdir, env)
+        s3, logs = super().client("s3"), super().client("logs")
+        return EmrRunsHere(client, s3, logs, Path(self.workdir), self.endpoint_url)
 
 
 def test_a_file_merged_by_the_spark_job_on_emr_serverless_reports_back_through_pipes(
@@ -295,33 +282,7 @@ def test_a_file_merged_by_the_spark_job_on_emr_serverless_reports_back_through_p
     launched = resources["merge_engine"]
     assert isinstance(launched, EmrServerlessMergeEngine)
     resources["merge_engine"] = EmrHereEngine(**launched.model_dump(), workdir=str(tmp_path))
-    lake = lake_from_env(env)
-    day = "2025-04-01T10:00:00"
-    key = land(lake, "orders", csv_bytes([ORDERS_HEADER, order(1, day), order(2, day)]), "d.csv")
-    file_key = key.removeprefix("raw/")
-    orders, n = ingest_definitions(CONTRACTS["orders"]), names_of("orders")
-    validated, table = orders.get_assets_def(n.validated), orders.get_assets_def(n.table)
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(n.partitions, [file_key])
-        result = dg.materialize(
-            [validated, table],
-            partition_key=file_key,
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-        )
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
-    (materialization,) = result.asset_materializations_for_node(table.node_def.name)
-    metadata = {k: v.value for k, v in materialization.metadata.items()}
-    assert (metadata["rows_inserted"], metadata["rows_updated"]) == (2, 0)
-    assert metadata["engine"] == "spark (spark)"  # Delta Spark's MERGE, reported through Pipes
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"row_count_reconciles": True, "order_id_unique_and_not_null": True}
-    delta = DeltaTable(
-        lake.url(layout.table_path("orders")), storage_options=lake.storage_options()
-    )
-    (commit,) = [c for c in delta.history() if c["operation"] == "MERGE"]
-    assert commit["engineInfo"].startswith("Apache-Spark/3.5.4 Delta-Lake/3.3.0")
+    merge_one_file_through(resources, lake_from_env(env))
 
 
 @pytest.mark.parametrize(
