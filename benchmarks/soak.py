@@ -20,7 +20,12 @@ import dagster as dg
 from ecom_lakehouse.core import duckdb_sql, layout
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.generators.transactions import tick_files
-from ecom_lakehouse_tests.dagster_dev import dagster_dev_process, free_port, graphql
+from ecom_lakehouse_tests.dagster_dev import (
+    dagster_dev_process,
+    free_port,
+    graphql,
+    wait_until_answering,
+)
 
 RUNS = "{ runsOrError { ... on Runs { results { jobName status } } } }"
 
@@ -67,15 +72,7 @@ def measure(minutes: float = 10, settle_s: float = 90) -> dict:
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         lake_dir, home, port = Path(tmp, "lake"), Path(tmp, "home"), free_port()
         with dagster_dev_process(lake_dir, home, port) as process:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    graphql(port, "{ version }")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+            wait_until_answering(port, process)
             time.sleep(10)  # the daemon's first loops
             memory_start = tree_rss_mb(process.pid)
             landed: dict[str, float] = {}

@@ -84,13 +84,18 @@ def running_dagster_dev(
         log.open("w") as stderr,
         dagster_dev_process(lake_dir, home, port, stderr, extra_env) as process,
     ):
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                graphql(port, "{ version }")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise DagsterDevFailed(log.read_text()[-3000:]) from None
-                time.sleep(0.5)
-        yield port, lake_dir, time.monotonic()
+        yield port, lake_dir, wait_until_answering(port, process, log)
+
+
+def wait_until_answering(port: int, process: subprocess.Popen, log: Path | None = None) -> float:
+    """Wait until `dagster dev`'s GraphQL answers (90 s at most); the moment it did."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            graphql(port, "{ version }")
+            return time.monotonic()
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                said = log.read_text()[-3000:] if log else "its log was not kept"
+                raise DagsterDevFailed(said) from None
+            time.sleep(0.5)
