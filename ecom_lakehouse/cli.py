@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ecom_lakehouse.core.reports import FileReport, KpiReport
 from ecom_lakehouse.resources.settings import debug, lake_from_env
 
 
@@ -58,7 +59,6 @@ def ingest(ctx: click.Context, verbose: bool) -> None:
     Prints a line per file (loaded, rejected with its reason, or failed) and a summary. Exits
     1 if a file was rejected or failed (it needs a person), 0 when every file loaded.
     """
-    from ecom_lakehouse.core.reports import KpiReport
     from ecom_lakehouse.definitions import build_defs
     from ecom_lakehouse.runner import ingest as run_ingest
     from ecom_lakehouse.runner import instance_for_cli
@@ -74,24 +74,68 @@ def ingest(ctx: click.Context, verbose: bool) -> None:
         reports = run_ingest(instance, build_defs(), verbose=verbose, kpi_reports=kpis)
     if not reports:
         click.echo("nothing to do: raw/ has no files to process")
+    left = [
+        f"LEFT     {key}: not in a dataset folder ({folders()}); left where it is"
+        for key in files_left_in_raw()
+    ]
+    sys.exit(say_reports(reports, kpis, verbose, left))
+
+
+def say_reports(
+    reports: list[FileReport], kpis: list[KpiReport], verbose: bool, also: list[str]
+) -> int:
+    """A line per file and KPI refresh, then ``also``, then a summary; the exit code: 1 if a
+    file was rejected or failed, or a KPI refresh failed (it needs a person), else 0."""
     for report in reports:
         click.echo(report.summary())
         if verbose and report.traceback:
             click.echo(report.traceback)
     for kpi in kpis:
         click.echo(kpi.summary())
-    for key in files_left_in_raw():
-        click.echo(f"LEFT     {key}: not in a dataset folder ({folders()}); left where it is")
+    for line in also:
+        click.echo(line)
     rejected = sum(bool(r.rejection) for r in reports)
     failed = sum(not r.success for r in reports) - rejected
     skipped = sum(bool(r.skipped) for r in reports)
     kpis_failed = sum(not k.success for k in kpis)
     if reports:
         loaded = len(reports) - rejected - failed - skipped
-        also = f"; {kpis_failed} KPI refresh(es) failed" if kpis_failed else ""
-        also = (f", {skipped} skipped (another writer took them)" if skipped else "") + also
-        click.echo(f"{loaded} file(s) loaded, {rejected} rejected, {failed} failed{also}")
-    sys.exit(1 if rejected or failed or kpis_failed else 0)
+        said = f"; {kpis_failed} KPI refresh(es) failed" if kpis_failed else ""
+        said = (f", {skipped} skipped (another writer took them)" if skipped else "") + said
+        click.echo(f"{loaded} file(s) loaded, {rejected} rejected, {failed} failed{said}")
+    return 1 if rejected or failed or kpis_failed else 0
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show Dagster's event log and errors' tracebacks."
+)
+@click.pass_context
+def reprocess(ctx: click.Context, files: tuple[str, ...], verbose: bool) -> None:
+    """Process FILES again (keys under raw/, e.g. orders/orders_apr_2025.xlsx), from wherever
+    each is now: raw/, archived/ or rejected/ (after a contract fix, a rejected file loads).
+
+    A new delivery of each upload: rows are merged again, newest wins, and the file ends in
+    archived/ (or rejected/, with its reason). One run per dataset and landing day. Exits as
+    ingest does."""
+    from ecom_lakehouse.definitions import build_defs
+    from ecom_lakehouse.runner import NotFound, instance_for_cli
+    from ecom_lakehouse.runner import reprocess as run_reprocess
+
+    ctx.meta[VERBOSE] = verbose
+    if not verbose:
+        for logger in QUIET_LOGGERS:
+            logging.getLogger(logger).setLevel(logging.CRITICAL)
+    click.echo(f"lake: {lake_from_env().uri}")
+    keys = [f.removeprefix("raw/") for f in files]
+    kpis: list[KpiReport] = []
+    with instance_for_cli() as instance:
+        try:
+            reports = run_reprocess(instance, build_defs(), keys, verbose=verbose, kpi_reports=kpis)
+        except NotFound as missing:
+            raise click.ClickException(str(missing)) from None
+    sys.exit(say_reports(reports, kpis, verbose, []))
 
 
 def files_left_in_raw() -> list[str]:

@@ -1,9 +1,9 @@
 """Every Dagster name, derived from a dataset's contract in this one place: asset keys, the
-ingest job, the file partitions, the table's pool, the group; and the names shared by the
+ingest job, the table's pool, the group; and the names shared by the
 definitions, the CLI, the notifications and the deployment (sensors, jobs, run tags).
 
 ``check_unique`` refuses contracts whose names would collide (two datasets, or two dataset
-families, making the same asset key, job or partitions).
+families, making the same asset key, job or pool).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ AUTOMATION_SENSOR = "automation_sensor"
 CATALOG_JOB = "catalog_refresh"
 KPI_JOB = "kpi_refresh"
 CATALOG_POOL = "catalog"
+HISTORY_GROUP = "history"
 GENERATOR_JOB = "transactions_generator"
 GENERATOR_SCHEDULE = "transactions_generator_schedule"
 MAINTENANCE_JOB = "table_maintenance"
@@ -34,8 +35,8 @@ FAILED_RUNS_SENSOR = "failed_runs_metric"
 FILE_TAG = "ecom_lakehouse/file"  # a run of one file
 ETAG_TAG = "ecom_lakehouse/etag"
 FILES_TAG = "ecom_lakehouse/files"  # how many files a run took
+LANDED_TAG = "ecom_lakehouse/landed"  # the day its files landed (its partition, unless clamped)
 TRIGGER_TAG = "ecom_lakehouse/trigger"
-PARTITION_TAG = "dagster/partition"  # Dagster's, on a run of one partition
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,6 @@ class DatasetNames:
     @property
     def ingest_job(self) -> str:
         return f"{self.dataset}{INGEST_SUFFIX}"
-
-    @property
-    def partitions(self) -> str:
-        """The dynamic partitions: one per landed file."""
-        return f"{self.dataset}_files"
 
     @property
     def pool(self) -> str:
@@ -141,13 +137,11 @@ class NameCollision(ValueError):
 
 
 def check_unique(contracts: Iterable[DatasetContract], kpis: Iterable[KpiTable] = ()) -> None:
-    """Every asset key, job, pool and partitions name is made by one dataset or KPI only."""
+    """Every asset key, job and pool name is made by one dataset or KPI only."""
     made: Counter[str] = Counter()
     for contract in contracts:
         n = names_of(contract)
-        made.update(
-            {k.to_user_string() for k in n.asset_keys} | {n.ingest_job, n.partitions, n.pool}
-        )
+        made.update({k.to_user_string() for k in n.asset_keys} | {n.ingest_job, n.pool})
     for kpi in kpis:
         k = kpi_names(kpi)
         made.update({k.table.to_user_string(), k.catalog.to_user_string(), k.pool})

@@ -6,22 +6,35 @@ maintenance job for some tables."""
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import KPIS, TableSpec, table_specs
+from ecom_lakehouse.contracts import (
+    CONTRACTS,
+    KPIS,
+    TableSpec,
+    contract_for_raw_folder,
+    table_specs,
+)
+from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.delta import lake_has_table
+from ecom_lakehouse.core.landing import landing_day
+from ecom_lakehouse.core.pipeline import FileSkipped, locate_source
 from ecom_lakehouse.core.reports import FileReport, KpiReport, MaintenanceLine
 from ecom_lakehouse.core.status import FAILED, NOT_RUN, PASSED, RUNNING
+from ecom_lakehouse.defs.ingest import ingest_run_config
 from ecom_lakehouse.defs.reports import (
     kpi_reports_from_events,
     maintenance_lines,
     reports_from_events,
     run_file_keys,
 )
+from ecom_lakehouse.defs.sensors import day_partition
 from ecom_lakehouse.names import (
     CATALOG_JOB,
+    FILES_TAG,
     KPI_JOB,
     MAINTENANCE_JOB,
     RAW_SENSOR,
@@ -29,6 +42,7 @@ from ecom_lakehouse.names import (
     catalog_key,
     kpi_names,
     maintenance_op,
+    names_of,
 )
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.notifications import Notifier
@@ -91,30 +105,41 @@ def ingest(
         with contextlib.nullcontext() if verbose else _logging_disabled(logging.WARNING):
             result = sensor(context)
         assert isinstance(result, dg.SensorResult)
-        for partitions in result.dynamic_partitions_requests or []:
-            if isinstance(partitions, dg.AddDynamicPartitionsRequest):
-                instance.add_dynamic_partitions(
-                    partitions.partitions_def_name, partitions.partition_keys
-                )
     notifier = (defs.resources or {})["notifier"]
     assert isinstance(notifier, Notifier)
     reports: list[FileReport] = []
     for request in result.run_requests or []:
+        assert request.job_name, "the raw sensor names the job of every request"
         with timings.phase("ingest runs"):
-            assert request.job_name, "the raw sensor names the job of every request"
-            run = defs.resolve_job_def(request.job_name).execute_in_process(
+            run_reports = ingest_run(
+                instance,
+                defs,
+                job_name=request.job_name,
                 partition_key=request.partition_key,
-                instance=instance,
-                tags={**request.tags, TRIGGER_TAG: "cli"},
                 run_config={**run_config, **dict(request.run_config)},
-                raise_on_error=False,
+                tags=request.tags,
             )
-        files = run_file_keys(run.dagster_run)
-        run_reports = reports_from_events(run.dagster_run, run.success, run.all_events, files)
         with timings.phase("notifications"):
             for report in run_reports:
                 notifier.publish(report)
         reports += run_reports
+    refresh_after(
+        instance, defs, reports, run_config=run_config, timings=timings, kpi_reports=kpi_reports
+    )
+    return reports
+
+
+def refresh_after(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    reports: Sequence[FileReport],
+    *,
+    run_config: Mapping[str, Any],
+    timings: Timings,
+    kpi_reports: list[KpiReport] | None,
+) -> None:
+    """After loads: the KPI tables they touched, refreshed (their reports added to
+    ``kpi_reports``), then every catalog entry."""
     loaded = {r.dataset for r in reports if r.success and not r.skipped}
     kpis = [n.table for kpi, n in ((k, kpi_names(k)) for k in KPIS.values())
             if any(source.dataset in loaded for source in kpi.inputs)]  # fmt: skip
@@ -143,6 +168,77 @@ def ingest(
                 run_config=run_config,
                 raise_on_error=True,
             )
+
+
+def ingest_run(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    *,
+    job_name: str,
+    partition_key: str | None,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> list[FileReport]:
+    """One ingest run in this process: a report per file it took."""
+    run = defs.resolve_job_def(job_name).execute_in_process(
+        partition_key=partition_key,
+        instance=instance,
+        tags={**tags, TRIGGER_TAG: "cli"},
+        run_config=dict(run_config),
+        raise_on_error=False,
+    )
+    files = run_file_keys(run.dagster_run)
+    return reports_from_events(run.dagster_run, run.success, run.all_events, files)
+
+
+class NotFound(Exception):
+    """A file to re-process that is nowhere in the lake, or in no dataset's folder."""
+
+
+def reprocess(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    file_keys: Sequence[str],
+    *,
+    verbose: bool = False,
+    kpi_reports: list[KpiReport] | None = None,
+) -> list[FileReport]:
+    """Each file processed again from wherever it is (``raw/``, ``archived/``, ``rejected/``):
+    a new delivery of its upload, in a run per dataset and landing day (the partition the run
+    shows under). Raises NotFound, before any run, for a file it cannot find."""
+    lake = (defs.resources or {})["lake"]
+    assert isinstance(lake, LakeResource)
+    runs: dict[tuple[str, str], list[str]] = {}
+    for file_key in dict.fromkeys(file_keys):
+        contract = contract_for_raw_folder(layout.raw_folder(file_key))
+        if contract is None:
+            folders = ", ".join(c.raw_folder for c in CONTRACTS.values())
+            raise NotFound(f"{file_key}: not in a dataset's folder ({folders})")
+        try:
+            _, upload = locate_source(lake.lake(), file_key)
+        except FileSkipped as gone:
+            raise NotFound(str(gone)) from None
+        job = defs.resolve_job_def(names_of(contract).ingest_job)
+        days = job.partitions_def
+        assert isinstance(days, dg.TimeWindowPartitionsDefinition)
+        day = day_partition(days, landing_day(upload.landed_at))
+        runs.setdefault((contract.name, day), []).append(file_key)
+    reports: list[FileReport] = []
+    for (dataset, day), files in runs.items():
+        config = {**({} if verbose else QUIET), **ingest_run_config(CONTRACTS[dataset], files)}
+        job_name = names_of(dataset).ingest_job
+        reports += ingest_run(
+            instance,
+            defs,
+            job_name=job_name,
+            partition_key=day,
+            run_config=config,
+            tags={FILES_TAG: str(len(files))},
+        )
+    quiet = {} if verbose else QUIET
+    refresh_after(
+        instance, defs, reports, run_config=quiet, timings=Timings(), kpi_reports=kpi_reports
+    )
     return reports
 
 

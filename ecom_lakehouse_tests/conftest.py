@@ -10,16 +10,20 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
+from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.definitions import build_defs
+from ecom_lakehouse.defs.ingest import ingest_run_config
+from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.aws import aws_client
 from ecom_lakehouse.resources.settings import lake_from_env
@@ -159,6 +163,39 @@ def land(target: Lake | Path, folder: str, source: Path | bytes, name: str | Non
     key = f"raw/{folder}/{name}"
     lake.write(key, data)
     return key
+
+
+def today() -> str:
+    """Today's landing day (UTC): the partition of files landed now."""
+    return datetime.now(UTC).date().isoformat()
+
+
+def ingest_job_run(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    dataset: str,
+    files: Sequence[str] = (),
+    *,
+    day: str | None = None,
+    **kwargs: Any,
+) -> dg.ExecuteInProcessResult:
+    """The dataset's ingest job in this process, on ``day`` (default: today), taking ``files``
+    (default: every upload that landed that day), as the UI's launchpad or a backfill runs it."""
+    contract = CONTRACTS[dataset]
+    return defs.resolve_job_def(names_of(contract).ingest_job).execute_in_process(
+        partition_key=day or today(),
+        run_config=ingest_run_config(contract, files) if files else {},
+        instance=instance,
+        **kwargs,
+    )
+
+
+def materialized(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    """The metadata values of the run's one materialization of ``asset``."""
+    (event,) = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
 def files_under(target: Lake | Path, zone: str) -> list[str]:

@@ -29,6 +29,7 @@ from ecom_lakehouse_tests.conftest import (
     REGION,
     archived_files,
     files_under,
+    ingest_job_run,
     land,
     query,
     s3_stack,
@@ -57,9 +58,10 @@ def test_lab5_on_s3_ends_as_delta_tables_glue_entries_and_archives(moto_endpoint
     glue = stack.client("glue")
     database = stack.env["LAKEHOUSE_GLUE_DATABASE"]
     tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
-    # the datasets' tables, and the KPI tables computed from them
+    # the datasets' tables, the KPI tables computed from them, and the load history
     assert sorted(tables) == [
         "department_sales_daily",
+        "load_history",
         "order_items",
         "orders",
         "products",
@@ -175,10 +177,11 @@ def test_a_rejected_file_reaches_the_failure_topic_though_its_run_succeeded(
     stack = s3_stack(moto_endpoint)
     defs = stack.defs
     land(stack.lake, "orders", b"not,a,header\n", "bad.csv")
-    instance.add_dynamic_partitions("orders_files", ["orders/bad.csv"])
-    result = defs.resolve_job_def("orders_ingest").execute_in_process(
-        partition_key="orders/bad.csv",
-        instance=instance,
+    result = ingest_job_run(
+        defs,
+        instance,
+        "orders",
+        ["orders/bad.csv"],
         tags={"ecom_lakehouse/file": "orders/bad.csv"},
         raise_on_error=False,
     )

@@ -15,8 +15,10 @@ from ecom_lakehouse_tests.conftest import (
     archived_files,
     commits_per_upload,
     files_under,
+    ingest_job_run,
     land,
     query,
+    today,
 )
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
@@ -39,23 +41,16 @@ def test_the_sensor_takes_up_to_max_files_per_run_of_one_dataset(lake_dir, insta
         ("orders_ingest", "3"),
         ("orders_ingest", "1"),
     ]
-    # one file: its own partition; several: a batch partition, the files in the run config
-    assert requests[0].partition_key == "products/p.csv"
-    assert requests[3].partition_key == "orders/o6.csv"
+    # every run on the day its files landed, its files (and their uploads) in its config
+    assert {r.partition_key for r in requests} == {today()}
     batch = requests[1]
-    assert layout.is_batch_partition_key(batch.partition_key)
-    assert batch.run_config["ops"]["orders_validated"]["config"]["files"] == [
-        "orders/o0.csv",
-        "orders/o1.csv",
-        "orders/o2.csv",
-    ]
-    added = {
-        r.partitions_def_name: list(r.partition_keys) for r in result.dynamic_partitions_requests
-    }
-    assert added["orders_files"] == [r.partition_key for r in requests[1:]]
+    config = batch.run_config["ops"]["orders_validated"]["config"]
+    assert config["files"] == ["orders/o0.csv", "orders/o1.csv", "orders/o2.csv"]
+    assert set(config["etags"]) == set(config["files"])
+    assert len({r.run_key for r in requests}) == 4
 
 
-def test_a_batch_file_name_can_never_be_a_landed_file():
+def test_hidden_and_temporary_files_are_not_landed_files():
     assert not layout.is_landing_file("raw/orders/_batch/20260101T000000Z-0123456789abcdef")
     assert not layout.is_landing_file("raw/orders/_temporary/0/part-0000.csv")
     assert layout.is_landing_file("raw/orders/2025/04/01/o.csv")
@@ -111,12 +106,9 @@ def test_one_corrupt_file_in_a_batch_holds_back_no_other(lake_dir, defs, instanc
     assert files_under(lake_dir, "raw") == []
 
 
-def test_a_batch_partition_without_its_files_says_what_to_do(lake_dir, defs, instance):
-    key = layout.batch_partition_key("orders", "20260101T000000Z", "0123456789abcdef")
-    instance.add_dynamic_partitions("orders_files", [key])
-    result = defs.resolve_job_def("orders_ingest").execute_in_process(
-        instance=instance, partition_key=key, raise_on_error=False
-    )
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.is_step_failure]
-    assert "re-execute that run" in failure.step_failure_data.user_failure_data.description
+def test_a_day_with_nothing_landed_is_a_run_that_loads_nothing(lake_dir, defs, instance):
+    result = ingest_job_run(defs, instance, "orders", day="2025-01-02")
+    assert result.success
+    assert [m.asset_key.to_user_string() for m in result.get_asset_materialization_events()] == [
+        "orders_validated"
+    ]

@@ -15,7 +15,9 @@ from ecom_lakehouse_tests.conftest import (
     Stack,
     archived_files,
     files_under,
+    ingest_job_run,
     land,
+    materialized,
     query,
     shared_file,
 )
@@ -159,12 +161,13 @@ def test_bad_rows_go_to_rejected_records_and_are_kept(stack, instance):
 
 def test_a_crash_after_the_commit_converges_on_a_rerun(stack, instance):
     land(stack.lake, "orders", csv_bytes([ORDERS_HEADER, order(1), order(2)]), "o.csv")
-    instance.add_dynamic_partitions("orders_files", ["orders/o.csv"])
     defs = stack.defs
     # The run dies after the Delta commit, before the archive step.
-    partial = defs.resolve_job_def("orders_ingest").execute_in_process(
-        partition_key="orders/o.csv",
-        instance=instance,
+    partial = ingest_job_run(
+        defs,
+        instance,
+        "orders",
+        ["orders/o.csv"],
         asset_selection=[dg.AssetKey("orders_validated"), dg.AssetKey("orders")],
     )
     assert partial.success
@@ -177,18 +180,15 @@ def test_a_crash_after_the_commit_converges_on_a_rerun(stack, instance):
     assert archived_files(stack.lake) == ["orders/o.csv"]
 
 
-def test_an_archived_file_can_be_reprocessed_by_partition(stack, instance):
+def test_an_archived_file_can_be_reprocessed_by_its_landing_day(stack, instance):
     land(stack.lake, "orders", csv_bytes([ORDERS_HEADER, order(1), order(2)]), "o.csv")
     defs = stack.defs
     ingest(instance, defs)
-    for info in list(stack.lake.list("processed/")):  # the table is lost
+    for info in list(stack.lake.list("processed/orders/")):  # the table is lost
         stack.lake.delete(info.key)
-    result = defs.resolve_job_def("orders_ingest").execute_in_process(
-        partition_key="orders/o.csv", instance=instance
-    )
+    result = ingest_job_run(defs, instance, "orders")
     assert result.success
-    materialization = result.asset_materializations_for_node("orders")[0]
-    assert materialization.metadata["rows_inserted"].value == 2
+    assert materialized(result, "orders")["rows_inserted"] == 2
     assert archived_files(stack.lake) == ["orders/o.csv"]
 
 

@@ -22,7 +22,7 @@ from ecom_lakehouse.defs.monitoring import freshness_checks
 from ecom_lakehouse.generators.transactions import generate
 from ecom_lakehouse.names import FRESHNESS_SENSOR, names_of
 from ecom_lakehouse.runner import check_outcome, ingest
-from ecom_lakehouse_tests.conftest import land, local_stack
+from ecom_lakehouse_tests.conftest import land, local_stack, today
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 from ecom_lakehouse_tests.test_promises import CLI, cli_env
 
@@ -106,7 +106,7 @@ def test_status_tells_passed_failed_running_and_not_run_checks_apart(lake_dir, d
 
     # a check planned by a run still going is running; once that run ended without it, not run
     job = defs.resolve_job_def("orders_ingest")
-    run = instance.create_run_for_job(job, tags={"dagster/partition": "orders/x.csv"})
+    run = instance.create_run_for_job(job, tags={"dagster/partition": today()})
     assert check_outcome(instance, "PLANNED", run.run_id) == RUNNING
     instance.report_run_failed(run)
     assert check_outcome(instance, "PLANNED", run.run_id) == NOT_RUN

@@ -21,8 +21,10 @@ from ecom_lakehouse_tests.conftest import (
     archived_files,
     commits_per_upload,
     files_under,
+    ingest_job_run,
     land,
     local_stack,
+    materialized,
     query,
     s3_stack,
     shared_file,
@@ -113,12 +115,9 @@ def test_an_older_file_processed_later_changes_nothing(stack, instance):
     (b,) = ingest(instance, defs)
     assert (b.metadata["orders"]["rows_updated"], b.metadata["orders"]["rows_stale"]) == (1, 0)
     # A again, re-processed from archived/ (a backfill): it keeps its own, older upload version
-    result = defs.resolve_job_def("orders_ingest").execute_in_process(
-        partition_key="orders/a.csv", instance=instance
-    )
+    result = ingest_job_run(defs, instance, "orders", ["orders/a.csv"])
     assert result.success
-    (materialization,) = result.asset_materializations_for_node("orders")
-    stale = {k: v.value for k, v in materialization.metadata.items()}
+    stale = materialized(result, "orders")
     assert (stale["rows_inserted"], stale["rows_updated"], stale["rows_stale"]) == (0, 1, 1)
     assert query(stack, "SELECT order_id, total_amount FROM orders ORDER BY 1") == [
         (1, Decimal("2.00")),
@@ -186,6 +185,20 @@ def assert_converged(stack: Stack) -> None:
     # no file applied twice: each upload's transaction is in exactly one commit
     commits = commits_per_upload(stack.lake, "orders")
     assert len(commits) == 3 and set(commits.values()) == {1}, commits
+    # and the history has each load once, whichever run recorded it (a crash after the commit
+    # leaves it to the re-run, which finds it in the table's log)
+    loads = query(
+        stack,
+        "SELECT file, count(*), min(rows_read) FROM load_history WHERE status = 'loaded' "
+        "GROUP BY file ORDER BY file",
+    )
+    assert loads == [
+        ("order-items/i.csv", 1, 59),
+        ("orders/o1.csv", 1, 13),
+        ("orders/o2.csv", 1, 13),
+        ("orders/o3.csv", 1, 13),
+        ("products/p.csv", 1, 2),
+    ]
 
 
 CRASH_POINTS = ["after_validation", "after_commit", "during_archive", "during_catalog_refresh"]

@@ -2,12 +2,14 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ecom_lakehouse.core.landing import RawCursor
+from ecom_lakehouse.core.landing import RawCursor, batches
 from ecom_lakehouse.core.landing import scan as scan_with
 from ecom_lakehouse.core.storage import ObjectInfo
-from ecom_lakehouse.names import RAW_SENSOR
+from ecom_lakehouse.defs.ingest import landing_days
+from ecom_lakehouse.defs.sensors import day_partition
+from ecom_lakehouse.names import FILE_TAG, RAW_SENSOR
 from ecom_lakehouse.resources.settings import SensorSettings
-from ecom_lakehouse_tests.conftest import land
+from ecom_lakehouse_tests.conftest import land, today
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
 LOOKBACK = timedelta(seconds=SensorSettings().lookback_seconds)
@@ -88,21 +90,39 @@ def test_hidden_temporary_and_unknown_files_are_never_requested():
     assert keys(scan(listing, tick.cursor)) == []
 
 
-def test_the_sensor_adds_a_partition_and_requests_a_run_per_file(lake_dir, defs, instance):
+def test_the_sensor_requests_a_run_per_file_on_the_day_it_landed(lake_dir, defs, instance):
     land(lake_dir, "orders", csv_bytes([ORDERS_HEADER, order(1)]), "o.csv")
     land(lake_dir, "products", b"product_id,department_id,department,product_name\n", "p.csv")
     sensor = defs.get_repository_def().get_sensor_def(RAW_SENSOR)
     context = dg.build_sensor_context(instance=instance, resources=defs.resources)
     result = sensor(context)
-    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
-        ("products_ingest", "products/p.csv"),
-        ("orders_ingest", "orders/o.csv"),
+    assert [(r.job_name, r.partition_key, r.tags[FILE_TAG]) for r in result.run_requests] == [
+        ("products_ingest", today(), "products/p.csv"),
+        ("orders_ingest", today(), "orders/o.csv"),
     ]
-    assert all(r.run_key.startswith(f"raw/{r.partition_key}@") for r in result.run_requests)
-    assert {
-        (r.partitions_def_name, tuple(r.partition_keys)) for r in result.dynamic_partitions_requests
-    } == {("products_files", ("products/p.csv",)), ("orders_files", ("orders/o.csv",))}
+    assert all(r.run_key.startswith(f"raw/{r.tags[FILE_TAG]}@") for r in result.run_requests)
+    assert not result.dynamic_partitions_requests
     second = sensor(
         dg.build_sensor_context(instance=instance, resources=defs.resources, cursor=result.cursor)
     )
     assert second.run_requests == []
+
+
+def test_a_batch_never_spans_two_landing_days():
+    # four files either side of midnight (UTC), one dataset: two runs, a day each
+    midnight = datetime(2026, 1, 2, tzinfo=UTC) - T0
+    listing = [obj(f"raw/orders/o{n}.csv", midnight.total_seconds() + s) for n, s in
+               enumerate((-2, -1, 1, 2))]  # fmt: skip
+    planned = batches(scan(listing, RawCursor()).new_files, max_files=10, max_bytes=10**9)
+    assert [(str(b.day), [f.upload.file_key for f in b.files]) for b in planned] == [
+        ("2026-01-01", ["orders/o0.csv", "orders/o1.csv"]),
+        ("2026-01-02", ["orders/o2.csv", "orders/o3.csv"]),
+    ]
+
+
+def test_a_file_stamped_outside_the_landing_days_runs_on_the_nearest_one():
+    days = landing_days("2025-01-01")
+    assert day_partition(days, datetime(2025, 3, 4, tzinfo=UTC).date()) == "2025-03-04"
+    # a copy that kept its old time: the first day; a clock ahead of ours: today
+    assert day_partition(days, datetime(2019, 5, 6, tzinfo=UTC).date()) == "2025-01-01"
+    assert day_partition(days, (datetime.now(UTC) + timedelta(days=3)).date()) == today()

@@ -20,14 +20,14 @@ from deltalake import DeltaTable
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.defs.ingest import ingest_definitions
+from ecom_lakehouse.defs.ingest import ingest_definitions, ingest_run_config, landing_days
 from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.aws import aws_client
 from ecom_lakehouse.resources.merge_engines import EmrServerlessMergeEngine, GlueMergeEngine
-from ecom_lakehouse.resources.settings import lake_from_env
+from ecom_lakehouse.resources.settings import SensorSettings, lake_from_env
 from ecom_lakehouse.spark import package
-from ecom_lakehouse_tests.conftest import REGION, TEST_CREDENTIALS, land
+from ecom_lakehouse_tests.conftest import REGION, TEST_CREDENTIALS, land, materialized, today
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 from ecom_lakehouse_tests.jvm import spark_confs, submit_args
 
@@ -153,20 +153,20 @@ def merge_one_file_through(resources: dict[str, Any], lake: Lake) -> dict[str, A
     day = "2025-04-01T10:00:00"
     key = land(lake, "orders", csv_bytes([ORDERS_HEADER, order(1, day), order(2, day)]), "d.csv")
     file_key = key.removeprefix("raw/")
-    orders, n = ingest_definitions(CONTRACTS["orders"]), names_of("orders")
+    contract, n = CONTRACTS["orders"], names_of("orders")
+    orders = ingest_definitions(contract, landing_days(SensorSettings.first_landing_day))
     validated, table = orders.get_assets_def(n.validated), orders.get_assets_def(n.table)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions(n.partitions, [file_key])
         result = dg.materialize(
             [validated, table],
-            partition_key=file_key,
+            partition_key=today(),
+            run_config=ingest_run_config(contract, [file_key]),
             instance=instance,
             resources=resources,
             raise_on_error=False,
         )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
-    (materialization,) = result.asset_materializations_for_node(table.node_def.name)
-    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    metadata = materialized(result, "orders")
     assert (metadata["rows_inserted"], metadata["rows_updated"]) == (2, 0)
     assert metadata["engine"] == "spark (spark)"  # Delta Spark's MERGE, reported through Pipes
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

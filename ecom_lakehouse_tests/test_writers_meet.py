@@ -2,8 +2,8 @@
 
 The daemon queues runs for what its sensor saw; `ecom-lakehouse ingest` (or a second daemon)
 takes the same files first. The daemon's runs then find the files loaded and archived, or
-rejected, and end successfully, saying where each file is. A partition materialized again
-re-processes its file from wherever it is, `rejected/` included; a re-executed run retries
+rejected, and end successfully, saying where each file is. A landing day materialized again
+re-processes its files from wherever they are, `rejected/` included; a re-executed run retries
 exactly its uploads."""
 
 import dagster as dg
@@ -14,7 +14,13 @@ from ecom_lakehouse.definitions import build_defs
 from ecom_lakehouse.defs.reports import reports_for_run
 from ecom_lakehouse.names import RAW_SENSOR
 from ecom_lakehouse.runner import ingest
-from ecom_lakehouse_tests.conftest import archived_files, files_under, land, query
+from ecom_lakehouse_tests.conftest import (
+    archived_files,
+    files_under,
+    ingest_job_run,
+    land,
+    query,
+)
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order, xlsx_bytes
 
 GOOD = csv_bytes([ORDERS_HEADER, *(order(i) for i in range(1, 4))])
@@ -39,8 +45,6 @@ def the_daemons_requests(defs: dg.Definitions, instance: dg.DagsterInstance) -> 
     """What the daemon's sensor queues now (its runs start later)."""
     sensor = defs.get_repository_def().get_sensor_def(RAW_SENSOR)
     result = sensor(dg.build_sensor_context(instance=instance, resources=defs.resources))
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     return list(result.run_requests or [])
 
 
@@ -95,9 +99,9 @@ def test_the_daemons_runs_succeed_after_ingest_took_their_files(lake_dir, instan
         "rejected/invalid_schema/orders/wrong_header.csv"
     )
     # nothing was left to load: the table is not materialized again, nothing is archived
-    assert [e.asset_key.to_user_string() for e in run.get_asset_materialization_events()] == [
-        "orders_validated"
-    ]
+    # nothing downstream: only validation's files table, and the skips in the load history
+    materialized = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
+    assert materialized == {"orders_validated", "load_history"}
     assert every_file_in_one_place(lake_dir) == {
         "raw": [],
         "archived": ["orders/good.csv"],
@@ -124,18 +128,15 @@ def from_table(lake_dir, select: str, table: str) -> tuple:
     ).fetchone()
 
 
-def test_a_rejected_files_partition_materialized_again_rereads_it_from_rejected(lake_dir, instance):
+def test_a_landing_day_materialized_again_rereads_its_rejected_file(lake_dir, instance):
     defs = build_defs({"LAKEHOUSE_URI": str(lake_dir)})
     land(lake_dir, "orders", WRONG_HEADER, "wrong_header.csv")
     (report,) = ingest(instance, defs)
     assert report.status == "REJECTED"
     rejected = layout.rejected_file_key("invalid_schema", "orders/wrong_header.csv")
 
-    # the UI's "Materialize" on the file's partition: no config, a re-process
-    job = defs.resolve_job_def("orders_ingest")
-    again = job.execute_in_process(
-        partition_key="orders/wrong_header.csv", instance=instance, raise_on_error=False
-    )
+    # the UI's "Materialize" on the day's partition: no config, a re-process of the day
+    again = ingest_job_run(defs, instance, "orders", raise_on_error=False)
     assert again.success
     outcome = files_table(again, "orders_validated")["orders/wrong_header.csv"]
     assert (outcome["status"], outcome["moved_to"]) == ("rejected", rejected)
@@ -148,9 +149,7 @@ def test_a_rejected_files_partition_materialized_again_rereads_it_from_rejected(
     # after a fix (here: the file in rejected/ is now one the contract takes), it loads from
     # there, lands in archived/, and leaves no reason behind
     (lake_dir / rejected).write_bytes(GOOD)
-    fixed = job.execute_in_process(
-        partition_key="orders/wrong_header.csv", instance=instance, raise_on_error=False
-    )
+    fixed = ingest_job_run(defs, instance, "orders", raise_on_error=False)
     assert fixed.success
     assert files_under(lake_dir, "rejected") == []
     assert archived_files(lake_dir) == ["orders/wrong_header.csv"]

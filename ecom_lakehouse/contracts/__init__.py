@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from ecom_lakehouse.contracts import ecommerce, thelook, transactions
+from ecom_lakehouse.contracts.history import LOAD_HISTORY
 from ecom_lakehouse.contracts.kpis import KPIS
 from ecom_lakehouse.contracts.model import (
     AUDIT_COLUMNS,
@@ -36,6 +37,7 @@ __all__ = [
     "CONTRACTS",
     "KPIS",
     "LOADED_AT",
+    "LOAD_HISTORY",
     "LOGICAL_TYPES",
     "RESCUED_DATA",
     "SOURCE_FILE",
@@ -113,5 +115,5 @@ def load_rank(dataset: str) -> int:
 
 
 def table_specs() -> list[TableSpec]:
-    """Every table the lakehouse writes: the datasets', then the KPIs'."""
-    return [*CONTRACTS.values(), *KPIS.values()]
+    """Every table the lakehouse writes: the datasets', the KPIs', then its load history."""
+    return [*CONTRACTS.values(), *KPIS.values(), LOAD_HISTORY]

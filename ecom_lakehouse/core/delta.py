@@ -19,6 +19,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -42,6 +43,13 @@ from ecom_lakehouse.core.merge_spec import (
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import Upload
 from ecom_lakehouse.core.validation import key_repeats
+
+# What a load's commit says of itself (custom metadata), read back by ``load_history``.
+RUN_ID, BATCH_ID, BATCH_ROWS = (
+    "ecom_lakehouse.run_id",
+    "ecom_lakehouse.batch_id",
+    "ecom_lakehouse.rows",
+)
 
 # Commit conflicts are retried this many times in all, waiting about 0.1 s, 0.2 s, 0.4 s, ...
 # (at most 5 s, with jitter) in between: ~20 s of a table changing under every attempt.
@@ -182,15 +190,32 @@ def key_range(contract: DatasetContract, batch: pa.Table) -> KeyRange | None:
     return KeyRange(bounds["min"].as_py(), bounds["max"].as_py())
 
 
+@dataclass(frozen=True)
+class CommitNote:
+    """What a load's commit says of itself beside its uploads (``load_history`` reads it back
+    from the log): the run, its validated batch, the rows it merged."""
+
+    run_id: str = ""
+    batch_id: str = ""
+
+
 def _commit(
-    contract: DatasetContract, uploads: Sequence[Upload], retries: int | None = None
+    contract: DatasetContract,
+    uploads: Sequence[Upload],
+    retries: int | None = None,
+    note: CommitNote = CommitNote(),
+    rows: int | None = None,
 ) -> CommitProperties:
     """Every upload of the batch recorded in the commit that writes its rows."""
+    said = {RUN_ID: note.run_id, BATCH_ID: note.batch_id, BATCH_ROWS: rows}
     return CommitProperties(
         app_transactions=[
             Transaction(app_id=u.txn_app_id(contract.name), version=u.txn_version) for u in uploads
         ],
-        custom_metadata={"ecom_lakehouse.source_files": ", ".join(u.file_key for u in uploads)},
+        custom_metadata={
+            "ecom_lakehouse.source_files": ", ".join(u.file_key for u in uploads),
+            **{k: str(v) for k, v in said.items() if v not in ("", None)},
+        },
         max_commit_retries=retries,
     )
 
@@ -203,7 +228,11 @@ def merge_upload(
 
 
 def merge_batch(
-    contract: DatasetContract, lake: Lake, rows: pa.Table, uploads: Sequence[Upload]
+    contract: DatasetContract,
+    lake: Lake,
+    rows: pa.Table,
+    uploads: Sequence[Upload],
+    note: CommitNote = CommitNote(),
 ) -> MergeOutcome:
     """Upsert the rows of a batch of uploads (each row with its ``_source_file`` and
     ``_source_version``) into the dataset's table on the key, newest wins, exactly once per
@@ -213,7 +242,7 @@ def merge_batch(
     rows = with_every_validated_column(contract, rows)
     files = ", ".join(u.file_key for u in uploads[:3]) + (" ..." if len(uploads) > 3 else "")
     return retrying_conflicts(
-        lambda: _merge_once(contract, lake, rows, uploads, loaded_at),
+        lambda: _merge_once(contract, lake, rows, uploads, loaded_at, note=note),
         f"{contract.name}: {files}",
         "nothing of it was written and the files stay in raw/: run them again",
     )
@@ -244,6 +273,8 @@ def _merge_once(
     rows: pa.Table,
     uploads: Sequence[Upload],
     loaded_at: datetime,
+    *,
+    note: CommitNote,
 ) -> MergeOutcome:
     uri, storage_options = lake.url(layout.table_path(contract.name)), lake.storage_options()
     table = open_or_create(contract, uri, storage_options)
@@ -267,7 +298,7 @@ def _merge_once(
             table,
             loaded_batches(contract, batch, loaded_at),
             mode="append",
-            commit_properties=_commit(contract, pending, 0),
+            commit_properties=_commit(contract, pending, 0, note, rows.num_rows),
         )
         table.update_incremental()
         return MergeOutcome(batch.num_rows, 0, superseded, table.version(), already)
@@ -288,7 +319,9 @@ def _merge_once(
                 target_alias=TARGET,
                 # the source is in memory: planning with it lets the engine prune the target
                 streamed_exec=False,
-                commit_properties=_commit(contract, pending, 0 if partitions else None),
+                commit_properties=_commit(
+                    contract, pending, 0 if partitions else None, note, rows.num_rows
+                ),
             )
             .when_matched_update_all(predicate=newer_predicate(contract))
             .when_not_matched_insert_all()
@@ -300,7 +333,7 @@ def _merge_once(
         # delta-rs skips the commit when nothing changed (every row stale, or none): record the
         # uploads' txns anyway so they count as applied (a commit with no data files).
         fresh_table = DeltaTable(uri, storage_options=storage_options)
-        version = _commit_txn_only(fresh_table, contract, pending)
+        version = _commit_txn_only(fresh_table, contract, pending, note, rows.num_rows)
     stale = rows.num_rows - inserted - updated
     return MergeOutcome(inserted, updated, stale, version, already)
 
@@ -310,11 +343,17 @@ def _committed(table: DeltaTable, contract: DatasetContract, upload: Upload) -> 
     return version is not None and version >= upload.txn_version
 
 
-def _commit_txn_only(table: DeltaTable, contract: DatasetContract, uploads: list[Upload]) -> int:
+def _commit_txn_only(
+    table: DeltaTable,
+    contract: DatasetContract,
+    uploads: list[Upload],
+    note: CommitNote,
+    rows: int,
+) -> int:
     pending = [u for u in uploads if not _committed(table, contract, u)]
     if not pending:
         return table.version()
-    return commit_transactions_only(table, _commit(contract, pending))
+    return commit_transactions_only(table, _commit(contract, pending, None, note, rows))
 
 
 def commit_transactions_only(table: DeltaTable, properties: CommitProperties) -> int:

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from ecom_lakehouse.contracts import DatasetContract, contract_for_raw_folder, load_rank
 from ecom_lakehouse.core import layout
@@ -85,47 +85,58 @@ def scan(objects: Iterable[ObjectInfo], cursor: RawCursor, lookback: timedelta) 
     return Tick(new, unroutable, RawCursor(high_water, kept))
 
 
+def landing_day(moment: datetime) -> date:
+    """The day (UTC) an upload landed on: its partition."""
+    return moment.astimezone(UTC).date()
+
+
 @dataclass(frozen=True)
 class Batch:
-    """Files of one dataset that one ingest run takes together."""
+    """Files of one dataset, landed on one day, that one ingest run takes together."""
 
     contract: DatasetContract
     files: tuple[Landed, ...]
 
     @property
-    def partition_key(self) -> str:
-        """The run's partition: the file's key for one file; for several, a batch key named
-        for the first file's upload time and a digest of every upload it takes."""
+    def day(self) -> date:
+        return landing_day(self.files[0].last_modified)
+
+    @property
+    def run_key(self) -> str:
+        """The run's identity: its one upload's, or for several, a key named for the first
+        file's upload time and a digest of every upload it takes."""
         uploads = [f.upload for f in self.files]
         if len(uploads) == 1:
-            return uploads[0].file_key
+            return uploads[0].run_key
         digest = hashlib.sha256("\n".join(u.run_key for u in uploads).encode()).hexdigest()
         stamp = datetime.fromtimestamp(uploads[0].version / 1000, UTC).strftime("%Y%m%dT%H%M%SZ")
-        return layout.batch_partition_key(self.contract.raw_folder, stamp, digest[:16])
+        return f"{layout.raw_key(self.contract.raw_folder)}/{stamp}-{digest[:16]}"
 
 
 def batches(new_files: Iterable[Landed], max_files: int, max_bytes: int) -> list[Batch]:
-    """The runs to request for newly landed uploads, in load order: grouped per dataset, in
-    landing order, up to ``max_files`` and ``max_bytes`` each (a larger file alone)."""
+    """The runs to request for newly landed uploads, in load order: grouped per dataset and
+    landing day, in landing order, up to ``max_files`` and ``max_bytes`` each (a larger file
+    alone)."""
     result: list[Batch] = []
-    open_batches: dict[str, list[Landed]] = {}
-    open_bytes: dict[str, int] = {}
+    open_batches: dict[tuple[str, date], list[Landed]] = {}
+    open_bytes: dict[tuple[str, date], int] = {}
 
-    def close(dataset: str) -> None:
-        files = open_batches.pop(dataset, [])
-        open_bytes.pop(dataset, None)
+    def close(group: tuple[str, date]) -> None:
+        files = open_batches.pop(group, [])
+        open_bytes.pop(group, None)
         if files:
             result.append(Batch(files[0].contract, tuple(files)))
 
     for landed in new_files:
-        dataset = landed.contract.name
-        current = open_batches.setdefault(dataset, [])
-        size = open_bytes.get(dataset, 0)
+        group = (landed.contract.name, landing_day(landed.last_modified))
+        current = open_batches.setdefault(group, [])
+        size = open_bytes.get(group, 0)
         if current and (len(current) >= max_files or size + landed.size > max_bytes):
-            close(dataset)
-            current, size = open_batches.setdefault(dataset, []), 0
+            close(group)
+            current, size = open_batches.setdefault(group, []), 0
         current.append(landed)
-        open_bytes[dataset] = size + landed.size
-    for dataset in list(open_batches):
-        close(dataset)
-    return sorted(result, key=lambda b: load_rank(b.contract.name))  # stable: landing order
+        open_bytes[group] = size + landed.size
+    for group in list(open_batches):
+        close(group)
+    # stable: per dataset, landing order
+    return sorted(result, key=lambda b: (load_rank(b.contract.name), b.day))

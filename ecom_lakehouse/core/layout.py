@@ -1,7 +1,7 @@
 """The bucket layout: every zone and path, in one place (the same locally and on S3).
 
 A raw file is identified by its *file key*: its path under ``raw/`` (for example
-``orders/orders_apr_2025.xlsx``). It is also the Dagster partition key of the file's assets.
+``orders/orders_apr_2025.xlsx``).
 """
 
 from __future__ import annotations
@@ -90,16 +90,3 @@ def is_landing_file(raw_key: str) -> bool:
     *folders, name = raw_key.split("/")
     hidden = any(part.startswith((".", "_")) for part in folders[1:])
     return bool(name) and not hidden and not name.startswith((".", "~$", "_"))
-
-
-BATCH_FOLDER = "_batch"  # hidden (see ``is_landing_file``): never the key of a landed file
-
-
-def batch_partition_key(raw_folder: str, stamp: str, digest: str) -> str:
-    """The partition of an ingest run that took several files: under the dataset's folder,
-    in a folder no landed file can be in."""
-    return f"{raw_folder}/{BATCH_FOLDER}/{stamp}-{digest}"
-
-
-def is_batch_partition_key(partition_key: str) -> bool:
-    return partition_key.split("/")[1:2] == [BATCH_FOLDER]

@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 
 from ecom_lakehouse.contracts import SOURCE_FILE, SOURCE_VERSION, DatasetContract
 from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import merge_batch
+from ecom_lakehouse.core.delta import CommitNote, merge_batch
+from ecom_lakehouse.core.history import FileCounts, manifest_line
 from ecom_lakehouse.core.memory import release_freed_memory
 from ecom_lakehouse.core.merge_spec import MergeOutcome
 from ecom_lakehouse.core.readers import (
@@ -51,11 +52,14 @@ from ecom_lakehouse.core.validation import (
 class FileRejected(Exception):
     """The whole file was rejected and moved under ``rejected/``."""
 
-    def __init__(self, kind: layout.FileRejection, reason: str, rejected_key: str) -> None:
+    def __init__(
+        self, kind: layout.FileRejection, reason: str, rejected_key: str, upload: Upload
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.rejected_key = rejected_key
+        self.upload = upload  # the upload that was rejected
 
 
 class FileSkipped(Exception):
@@ -92,6 +96,12 @@ class FileValidation:
     rejection: FileRejected | None = None  # rejected whole, and moved under rejected/
     skipped: FileSkipped | None = None  # not there to take: why, and where it is now
     rejected_records_key: str | None = None
+
+    @property
+    def counts(self) -> FileCounts:
+        check = self.check
+        rejected = check.rejected.num_rows if check and check.rejected is not None else 0
+        return FileCounts(check.rows_read if check else 0, rejected)
 
 
 @dataclass
@@ -178,7 +188,7 @@ def reject_file(
     }
     lake.write(layout.reason_key(target), json.dumps(detail, indent=2).encode())
     if source.key == target:
-        return FileRejected(kind, reason, target)
+        return FileRejected(kind, reason, target, upload)
     try:
         lake.move(source.key, target, expected_etag=source.etag)
     except FileNotFoundError:
@@ -190,7 +200,7 @@ def reject_file(
     if source.key.startswith(layout.REJECTED):  # rejected before for another reason
         with contextlib.suppress(FileNotFoundError):
             lake.delete(layout.reason_key(source.key))
-    return FileRejected(kind, reason, target)
+    return FileRejected(kind, reason, target, upload)
 
 
 def validate_batch(
@@ -231,7 +241,7 @@ def validate_batch(
         rows = _stamped(checked.valid, [by_key[c.file_key] for c in checked.files])
         _write_parquet(lake, batch.key, rows, scratch)
     # After the rows: a manifest is only ever found beside the rows it describes.
-    manifest = "".join(json.dumps(u.as_dict()) + "\n" for u in batch.uploads)
+    manifest = "".join(manifest_line(f.upload, f.counts) for f in accepted if f.upload)
     lake.write(layout.batch_manifest_key(contract.name, batch_id), manifest.encode())
     return batch
 
@@ -414,15 +424,18 @@ class LoadedBatch:
     uploads: list[Upload]  # the uploads whose rows were merged (read with them, from one object)
 
 
-def load_batch(lake: Lake, contract: DatasetContract, batch_id: str) -> LoadedBatch:
+def load_batch(
+    lake: Lake, contract: DatasetContract, batch_id: str, run_id: str = ""
+) -> LoadedBatch:
     """MERGE the batch's validated rows into the dataset's table in one commit that records
-    every upload of the batch (exactly once per upload)."""
+    every upload of the batch (exactly once per upload), and the run that made it."""
     release_freed_memory()  # what validation freed, before the merge allocates
     uploads = batch_uploads(lake, contract, batch_id)
     with _scratch() as scratch:
         local, _ = lake.download(layout.validated_batch_key(contract.name, batch_id), scratch)
         rows = pq.read_table(local)
-    return LoadedBatch(merge_batch(contract, lake, rows, uploads), uploads)
+    note = CommitNote(run_id, batch_id)
+    return LoadedBatch(merge_batch(contract, lake, rows, uploads, note), uploads)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import get_args
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,7 +13,9 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from ecom_lakehouse.contracts import CONTRACTS, TableSpec
-from ecom_lakehouse.core import duckdb_sql, layout
+from ecom_lakehouse.contracts.history import REJECTED
+from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.history import attempts_of
 from ecom_lakehouse.core.storage import Lake
 
 # Commits that rewrite or clean a table without loading anything into it.
@@ -33,6 +35,7 @@ class TableStatus:
     oldest_waiting: datetime | None = None
     rejected_files: int = 0  # whole files rejected in the last day
     rejected_rows: int = 0  # rows rejected in the last day
+    attempts: dict[str, int] = field(default_factory=dict)  # last day's attempts by outcome
     checks: dict[str, str] = field(default_factory=dict)  # check -> PASSED, FAILED, ...
 
     def summary(self, now: datetime) -> str:
@@ -51,6 +54,9 @@ class TableStatus:
         rejected = (
             f"rejected in the last day: {self.rejected_files} file(s), {self.rejected_rows} row(s)"
         )
+        if self.attempts:
+            said = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.attempts.items()))
+            rejected += f" (attempts: {said})"
         parts = [loaded, waiting, rejected] if self.table in CONTRACTS else [loaded]
         if self.checks:
             parts.append("checks: " + _checks(self.checks))
@@ -82,26 +88,16 @@ def table_status(lake: Lake, spec: TableSpec, now: datetime | None = None) -> Ta
     waiting = list(lake.list(layout.raw_key(contract.raw_folder + "/")))
     status.waiting = len(waiting)
     status.oldest_waiting = min((info.last_modified for info in waiting), default=None)
-    since = now - RECENT
-    for kind in get_args(layout.FileRejection):
-        prefix = layout.rejected_file_key(kind, contract.raw_folder + "/")
-        status.rejected_files += sum(
-            1
-            for info in lake.list(prefix)
-            if info.last_modified >= since and not info.key.endswith(layout.reason_key(""))
+    columns = ["file", "status", "rows_rejected"]
+    recent = attempts_of(lake, spec.name, columns, when="loaded_at", start=now - RECENT)
+    if recent is not None:
+        statuses = recent.column("status").to_pylist()
+        files = recent.column("file").to_pylist()
+        status.attempts = dict(Counter(statuses))
+        status.rejected_files = len(
+            {f for f, s in zip(files, statuses, strict=True) if s == REJECTED}
         )
-    recent = [
-        lake.url(info.key)
-        for info in lake.list(layout.rejected_records_prefix(spec.name))
-        if info.last_modified >= since and info.key.endswith(".parquet")
-    ]
-    if recent:
-        con = duckdb_sql.connect(lake)
-        try:
-            row = con.execute("SELECT count(*) FROM read_parquet(?)", [recent]).fetchone()
-        finally:
-            con.close()
-        status.rejected_rows = int(row[0]) if row else 0
+        status.rejected_rows = int(pc.sum(recent.column("rows_rejected")).as_py() or 0)
     return status
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.storage import ObjectInfo
@@ -42,6 +42,10 @@ class Upload:
         """This upload, delivered again at ``at``: re-processed from ``source_key``, its copy
         under ``archived/`` or ``rejected/``."""
         return replace(self, delivery=millis(at), source_key=source_key)
+
+    @property
+    def landed_at(self) -> datetime:
+        return datetime.fromtimestamp(self.version / 1000, UTC)
 
     @property
     def txn_version(self) -> int:

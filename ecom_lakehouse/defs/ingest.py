@@ -2,26 +2,31 @@
 
 Per dataset: ``<dataset>_validated`` -> ``<dataset>`` (the Delta table) ->
 ``<dataset>_archived``, and the ``<dataset>_ingest`` job that runs the three for what one run
-takes. A dynamic partition per run: a landed file's key when the run took that one file, a
-batch key (``<folder>/_batch/<time>-<digest>``) when it took several, listed in its run config.
-Each materialization carries a ``files`` table: what happened to each file of the run (one
-event per asset and run, however many files: per-file events would cost more than the files).
+takes. The assets are partitioned by landing day (UTC): a run takes the uploads its config
+lists (the sensor's batch, all landed on its partition's day), or, with none listed, every
+upload that landed that day wherever it is now (a backfill of the day). Each materialization
+carries a ``files`` table: what happened to each file of the run (one event per asset and run,
+however many files: per-file events would cost more than the files). Every attempt is also a
+row of ``load_history``.
 """
 
 import functools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from ecom_lakehouse.contracts import Column, DatasetContract
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.checks import table_checks
+from ecom_lakehouse.contracts import DatasetContract
+from ecom_lakehouse.contracts.history import REJECTED, SKIPPED
+from ecom_lakehouse.core import history, layout
+from ecom_lakehouse.core.checks import TableCheck, table_checks
 from ecom_lakehouse.core.evolution import SchemaChangeRefused
+from ecom_lakehouse.core.history import files_landed_on
 from ecom_lakehouse.core.pipeline import (
     Delivery,
     FileValidation,
@@ -37,7 +42,10 @@ from ecom_lakehouse.core.reporting import (
     metadata_value,
     upload_metadata,
 )
+from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.core.uploads import millis
+from ecom_lakehouse.defs.history import record_history
+from ecom_lakehouse.defs.schema import column_schema
 from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.merge_engines import Load, MergeEngine
@@ -45,32 +53,22 @@ from ecom_lakehouse.resources.metrics import MetricsSink
 from ecom_lakehouse.resources.sql_engines import SqlEngine
 
 
-def column_schema(columns: Iterable[Column], key: tuple[str, ...]) -> dg.TableSchema:
-    """A table's columns as the UI shows them (a one-column key is marked unique)."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=c.name,
-                type=c.type,
-                description=c.description,
-                constraints=dg.TableColumnConstraints(
-                    nullable=not c.required, unique=key == (c.name,)
-                ),
-            )
-            for c in columns
-        ]
-    )
-
-
-def file_partitions(contract: DatasetContract) -> dg.DynamicPartitionsDefinition:
-    return dg.DynamicPartitionsDefinition(name=names_of(contract).partitions)
+def landing_days(start: str) -> dg.DailyPartitionsDefinition:
+    """The days files land on (UTC), from ``start`` through today."""
+    return dg.DailyPartitionsDefinition(start_date=start, end_offset=1, timezone="UTC")
 
 
 class IngestFiles(dg.Config):
-    """What an ingest run takes: the landed files (keys under raw/) of a batch partition.
-    Empty for a file's own partition, which is the file."""
+    """What an ingest run takes: the files listed (keys under raw/), else every upload that
+    landed on the run's day."""
 
-    files: list[str] = Field(default_factory=list, description="Landed files (keys under raw/).")
+    files: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Files to take (keys under raw/, e.g. orders/orders_apr_2025.xlsx). Leave empty "
+            "to re-process every upload that landed on the partition's day."
+        ),
+    )
     etags: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -81,16 +79,72 @@ class IngestFiles(dg.Config):
     )
 
 
-def run_files(context: dg.AssetExecutionContext, config: IngestFiles) -> list[str]:
-    key = context.partition_key
+def ingest_run_config(
+    contract: DatasetContract, files: Sequence[str], etags: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The run config's ops section of an ingest run that takes ``files`` (with the uploads
+    the sensor saw, ``etags``, or none: a re-process of each from wherever it is)."""
+    config = IngestFiles(files=list(files), etags=dict(etags or {}))
+    validated = names_of(contract).validated.to_python_identifier()
+    return {"ops": {validated: {"config": config.model_dump()}}}
+
+
+def run_files(
+    context: dg.AssetExecutionContext, config: IngestFiles, lake: Lake, contract: DatasetContract
+) -> list[str]:
+    """The files the run takes: its config's, else the uploads that landed on its day."""
     if config.files:
         return config.files
-    if layout.is_batch_partition_key(key):
-        raise dg.Failure(
-            f"{key} is a batch of files, listed in the run config of the run that took it: "
-            "re-execute that run (or put a file back in raw/ to load it again on its own)"
-        )
-    return [key]
+    day = date.fromisoformat(context.partition_key)
+    files = files_landed_on(lake, contract, day)
+    context.log.info(f"{len(files)} upload(s) of {contract.name} landed on {day}")
+    return files
+
+
+def table_schema(contract: DatasetContract) -> dg.TableSchema:
+    return column_schema(contract.table_columns, contract.key_columns)
+
+
+ALREADY_APPLIED = "already applied: the table had recorded this upload"
+
+
+def failure_reason(error: Exception) -> str:
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}"[:1000]
+
+
+def not_loaded(
+    contract: DatasetContract, files: Iterable[FileValidation], delivery: Delivery, run_id: str
+) -> list[history.Attempt]:
+    """The history's rows of the files validation did not pass on: rejected whole, or skipped
+    (taken by another writer, or gone)."""
+    attempts = []
+    for done in files:
+        if done.rejection is not None:
+            attempts.append(
+                history.Attempt.of(
+                    contract.name,
+                    done.rejection.upload,
+                    REJECTED,
+                    reason=f"{done.rejection.kind}: {done.rejection.reason}",
+                    run_id=run_id,
+                    rows_read=done.check.rows_read if done.check else None,
+                )
+            )
+        elif done.skipped is not None:
+            skipped = history.Attempt(
+                contract.name,
+                done.file_key,
+                delivery.etags.get(done.file_key, ""),
+                None,
+                SKIPPED,
+                datetime.now(UTC),
+                reason=str(done.skipped),
+                run_id=run_id,
+                source_key=done.skipped.now_at or None,
+            )
+            attempts.append(skipped)
+    return attempts
 
 
 def batch_id(context: dg.AssetExecutionContext) -> str:
@@ -163,13 +217,120 @@ def _kind(rows: list[dict[str, FileValue]], column: str) -> str:
     return {frozenset({bool}): "bool", frozenset({int}): "int"}.get(frozenset(kinds), "string")
 
 
-def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
+def validate_run(
+    context: dg.AssetExecutionContext,
+    contract: DatasetContract,
+    config: IngestFiles,
+    lake: Lake,
+    metrics: MetricsSink,
+) -> dg.MaterializeResult:
+    """The validated step: the run's files read and checked, what was not loaded recorded."""
+    files = run_files(context, config, lake, contract)
+    context.log.info(f"{len(files)} file(s): {', '.join(files[:20])}")
+    # a re-execution takes its files as the run it retries did: one delivery, applied once
+    delivery = Delivery(config.etags, retry=context.run.root_run_id is not None)
+    batch = validate_batch(lake, contract, files, batch_id(context), delivery)
+    attempts = not_loaded(contract, batch.files, delivery, context.run.run_id)
+    record_history(context, "the files not loaded", lambda: history.record(lake, attempts))
+    rows = [file_validation(done) for done in batch.files]
+    statuses = Counter(str(row["status"]) for row in rows)
+    log_file_outcomes(context.log, rows)
+    figures = {
+        "batch_files": len(rows),
+        "batch_files_validated": statuses["validated"],
+        "batch_files_rejected": statuses["rejected"],
+        "batch_files_skipped": statuses["skipped"],
+        "rows_read": sum(int(row.get("rows_read") or 0) for row in rows),
+        "rows_rejected": sum(int(row.get("rows_rejected") or 0) for row in rows),
+    }
+    metrics.publish(figures, contract.name)
+    return dg.MaterializeResult(
+        metadata={
+            FILES: files_table(rows),
+            **figures,
+            "dagster/row_count": sum(int(row.get("rows_valid") or 0) for row in rows),
+            "validated_path": batch.key,
+        }
+    )
+
+
+def load_run(
+    context: dg.AssetExecutionContext,
+    *,
+    contract: DatasetContract,
+    checks: list[TableCheck],
+    lake: Lake,
+    sql: SqlEngine,
+    merge_engine: MergeEngine,
+    metrics: MetricsSink,
+) -> Iterator[dg.MaterializeResult]:
+    """The table step: the batch merged (nothing when validation left none), its loads
+    recorded in the history."""
+    batch, ds = batch_id(context), contract.name
+    if not has_batch(lake, contract, batch):
+        context.log.info(
+            "nothing to load: no file of the run was left to take (the validated step's "
+            "files table says where each one is)"
+        )
+        return
+    context.add_asset_metadata(
+        {
+            "dagster/uri": lake.url(layout.table_path(ds)),
+            "dagster/column_schema": table_schema(contract),
+        }
+    )
+    started = time.monotonic()
+    manifest = history.read_manifest(lake, ds, batch)
+    run_id = context.run.run_id
+    try:
+        result = merge_engine.load(context, Load(lake, sql, contract, checks, batch))
+    except Exception as error:  # recorded, then raised as it was
+        uploads = [upload for upload, _ in manifest.values()]
+        attempts = history.failed(ds, uploads, failure_reason(error), run_id)
+        record_history(context, "the failed load", lambda: history.record(lake, attempts))
+        if isinstance(error, SchemaChangeRefused):  # the contract's author has a decision
+            raise dg.Failure(description=str(error)) from None
+        raise
+    committed_at = millis(datetime.now(UTC))
+    version = int(metadata_value(result.metadata or {}, "table_version"))
+    before = set(metadata_value(result.metadata or {}, ALREADY_COMMITTED_FILES) or [])
+    uploads = batch_uploads(lake, contract, batch)
+    applied = [
+        history.Attempt.of(ds, u, SKIPPED, reason=ALREADY_APPLIED, run_id=run_id)
+        for u in uploads
+        if u.file_key in before
+    ]
+    record_history(
+        context,
+        "the run's loads",
+        lambda: history.record_loads(
+            lake, ds, version, run_id=run_id, known=manifest, also=applied
+        ),
+    )
+    rows = [
+        {"file": u.file_key, **upload_metadata(u, version, u.file_key in before, committed_at)}
+        for u in uploads
+    ]
+    lags = [int(str(row["lag_ms"])) for row in rows if "lag_ms" in row]
+    figures = {
+        # plotted by the UI across runs: how fast loads are, how late files land in
+        "load_seconds": round(time.monotonic() - started, 3),
+        "lag_seconds_max": round(max([0, *lags]) / 1000, 3),
+    }
+    context.add_asset_metadata({FILES: files_table(rows), **figures})
+    loaded = result.metadata or {}
+    metrics.publish({**{k: metadata_value(loaded, k) for k in loaded}, **figures}, ds)
+    yield result
+
+
+def ingest_definitions(
+    contract: DatasetContract, partitions: dg.PartitionsDefinition
+) -> dg.Definitions:
     """The dataset's assets and its ingest job (see the module's docstring)."""
     ds, n = contract.name, names_of(contract)
-    partitions = file_partitions(contract)
     checks = table_checks(contract)
     tags = {"dataset": ds}
-    schema = column_schema(contract.table_columns, contract.key_columns)
+    schema = table_schema(contract)
     ingest_asset = functools.partial(
         dg.asset, partitions_def=partitions, group_name=n.group, tags=tags
     )
@@ -191,31 +352,7 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         lake: LakeResource,
         metrics: MetricsSink,
     ) -> dg.MaterializeResult:
-        files = run_files(context, config)
-        context.log.info(f"{len(files)} file(s): {', '.join(files[:20])}")
-        # a re-execution takes its files as the run it retries did: one delivery, applied once
-        delivery = Delivery(config.etags, retry=context.run.root_run_id is not None)
-        batch = validate_batch(lake.lake(), contract, files, batch_id(context), delivery)
-        rows = [file_validation(done) for done in batch.files]
-        statuses = Counter(str(row["status"]) for row in rows)
-        log_file_outcomes(context.log, rows)
-        figures = {
-            "batch_files": len(rows),
-            "batch_files_validated": statuses["validated"],
-            "batch_files_rejected": statuses["rejected"],
-            "batch_files_skipped": statuses["skipped"],
-            "rows_read": sum(int(row.get("rows_read") or 0) for row in rows),
-            "rows_rejected": sum(int(row.get("rows_rejected") or 0) for row in rows),
-        }
-        metrics.publish(figures, ds)
-        return dg.MaterializeResult(
-            metadata={
-                FILES: files_table(rows),
-                **figures,
-                "dagster/row_count": sum(int(row.get("rows_valid") or 0) for row in rows),
-                "validated_path": batch.key,
-            }
-        )
+        return validate_run(context, contract, config, lake.lake(), metrics)
 
     # A multi-asset of one, for ``can_subset``: with nothing left to load, the step yields
     # neither the table nor its checks (both optional then), and the archive step is skipped.
@@ -257,42 +394,15 @@ def ingest_definitions(contract: DatasetContract) -> dg.Definitions:
         merge_engine: MergeEngine,
         metrics: MetricsSink,
     ) -> Iterator[dg.MaterializeResult]:
-        the_lake, batch = lake.lake(), batch_id(context)
-        if not has_batch(the_lake, contract, batch):
-            context.log.info(
-                "nothing to load: no file of the run was left to take (the validated step's "
-                "files table says where each one is)"
-            )
-            return
-        context.add_asset_metadata(
-            {
-                "dagster/uri": the_lake.url(layout.table_path(ds)),
-                "dagster/column_schema": schema,
-            }
+        yield from load_run(
+            context,
+            contract=contract,
+            checks=checks,
+            lake=lake.lake(),
+            sql=sql,
+            merge_engine=merge_engine,
+            metrics=metrics,
         )
-        started = time.monotonic()
-        try:
-            result = merge_engine.load(context, Load(the_lake, sql, contract, checks, batch))
-        except SchemaChangeRefused as refused:  # the contract's author has a decision to make
-            raise dg.Failure(description=str(refused)) from None
-        committed_at = millis(datetime.now(UTC))
-        version = int(metadata_value(result.metadata or {}, "table_version"))
-        before = set(metadata_value(result.metadata or {}, ALREADY_COMMITTED_FILES) or [])
-        uploads = batch_uploads(the_lake, contract, batch)
-        rows = [
-            {"file": u.file_key, **upload_metadata(u, version, u.file_key in before, committed_at)}
-            for u in uploads
-        ]
-        lags = [int(str(row["lag_ms"])) for row in rows if "lag_ms" in row]
-        figures = {
-            # plotted by the UI across runs: how fast loads are, how late files land in
-            "load_seconds": round(time.monotonic() - started, 3),
-            "lag_seconds_max": round(max([0, *lags]) / 1000, 3),
-        }
-        context.add_asset_metadata({FILES: files_table(rows), **figures})
-        loaded = result.metadata or {}
-        metrics.publish({**{k: metadata_value(loaded, k) for k in loaded}, **figures}, ds)
-        yield result
 
     @ingest_asset(
         key=n.archived,

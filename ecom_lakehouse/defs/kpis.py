@@ -10,7 +10,7 @@ from ecom_lakehouse.contracts import KpiTable
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.kpis import kpi_checks, refresh, run_checks
 from ecom_lakehouse.defs.catalog import REFRESH_ON_UPDATE
-from ecom_lakehouse.defs.ingest import column_schema
+from ecom_lakehouse.defs.schema import column_schema
 from ecom_lakehouse.names import KPI_JOB, kpi_names, names_of
 from ecom_lakehouse.resources.kpi_sinks import KpiSink
 from ecom_lakehouse.resources.lake import LakeResource

@@ -9,8 +9,6 @@ from ecom_lakehouse.contracts import TableSpec
 from ecom_lakehouse.core.reporting import FILES
 from ecom_lakehouse.core.reports import FileReport, KpiReport, MaintenanceLine
 from ecom_lakehouse.names import (
-    FILE_TAG,
-    PARTITION_TAG,
     dataset_of_ingest_job,
     maintenance_op,
     names_of,
@@ -18,12 +16,12 @@ from ecom_lakehouse.names import (
 
 
 def run_file_keys(run: dg.DagsterRun) -> list[str]:
-    """The files an ingest run took: those its run config lists (a batch), else its partition's
-    file."""
+    """The files an ingest run was given: those its run config lists. None for a run of a
+    landing day (its files were found by the run: its events name them)."""
     validated = names_of(dataset_of_ingest_job(run.job_name)).validated.to_python_identifier()
     ops: Any = run.run_config.get("ops") or {}
     files = (ops.get(validated) or {}).get("config", {}).get("files")
-    return list(files or []) or [run.tags.get(FILE_TAG) or run.tags.get(PARTITION_TAG, "?")]
+    return list(files or [])
 
 
 def _per_file(metadata: Mapping[str, dg.MetadataValue]) -> tuple[dict[str, Any], dict]:
@@ -40,9 +38,9 @@ def reports_from_events(
     """One report per file of the run: what each asset's files table says happened to the
     file; the run's checks and its failure (if any) concern every file it loaded."""
     dataset = dataset_of_ingest_job(run.job_name)
-    reports = {
-        key: FileReport(key, dataset, success, run.run_id, run.job_name) for key in file_keys
-    }
+    events = list(events)
+    keys = list(file_keys) or _validated_files(events, names_of(dataset).validated)
+    reports = {key: FileReport(key, dataset, success, run.run_id, run.job_name) for key in keys}
     checks: dict[str, bool] = {}
     failure: tuple[str, str, str] | None = None  # step, error, traceback
     for event in events:
@@ -80,6 +78,16 @@ def reports_from_events(
     for report in committed:
         report.batch_files = len(committed)
     return list(reports.values())
+
+
+def _validated_files(events: Sequence[dg.DagsterEvent], validated: dg.AssetKey) -> list[str]:
+    """The files a run found for itself (a landing day's), from its validated step's table."""
+    for event in events:
+        if event.is_step_materialization:
+            mat = event.step_materialization_data.materialization
+            if mat.asset_key == validated:
+                return list(_per_file(mat.metadata)[1])
+    return []
 
 
 def _error_of(failure: Any) -> tuple[str, str]:

@@ -1,20 +1,21 @@
-"""The raw-zone sensor: a dynamic partition per newly landed file, and ingest runs that each
-take a batch of them (what is new, and how it is batched, is ``core/landing.py``'s to decide)."""
+"""The raw-zone sensor: ingest runs that each take a batch of newly landed files, on the day
+they landed (what is new, and how it is batched, is ``core/landing.py``'s to decide)."""
 
-from collections.abc import Callable, Iterable
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import date, timedelta
 
 import dagster as dg
 
 from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.landing import Batch, RawCursor, Tick, batches, scan
-from ecom_lakehouse.defs.ingest import IngestFiles
+from ecom_lakehouse.defs.ingest import ingest_run_config
 from ecom_lakehouse.names import (
     AUTOMATION_SENSOR,
     ETAG_TAG,
     FILE_TAG,
     FILES_TAG,
+    LANDED_TAG,
     RAW_SENSOR,
     names_of,
 )
@@ -22,51 +23,51 @@ from ecom_lakehouse.resources.lake import LakeResource
 from ecom_lakehouse.resources.settings import SensorSettings
 
 
-def batch_run_request(batch: Batch) -> dg.RunRequest:
-    """One ingest run for the batch's uploads, on the batch's partition (the one file's, or a
-    batch's), with the uploads in its run config: re-executing the run takes the same ones, and
-    a run that finds one taken by another writer skips it."""
+def batch_run_request(batch: Batch, days: dg.TimeWindowPartitionsDefinition) -> dg.RunRequest:
+    """One ingest run for the batch's uploads, on the day they landed, with the uploads in its
+    run config: re-executing the run takes the same ones, and a run that finds one taken by
+    another writer skips it."""
     n, uploads = names_of(batch.contract), [f.upload for f in batch.files]
-    tags = {FILES_TAG: str(len(uploads))}
+    tags = {FILES_TAG: str(len(uploads)), LANDED_TAG: batch.day.isoformat()}
     if len(uploads) == 1:
         (upload,) = uploads
         tags |= {FILE_TAG: upload.file_key, ETAG_TAG: upload.etag}
-    files = IngestFiles(
-        files=[u.file_key for u in uploads], etags={u.file_key: u.etag for u in uploads}
-    )
     return dg.RunRequest(
         job_name=n.ingest_job,
-        partition_key=batch.partition_key,
-        # a file's run names its upload; a batch's partition key names every upload it takes
-        run_key=uploads[0].run_key if len(uploads) == 1 else batch.partition_key,
+        partition_key=day_partition(days, batch.day),
+        run_key=batch.run_key,
         # only the ops' section: the run's other sections (loggers, ...) are the launcher's
-        run_config={"ops": {n.validated.to_python_identifier(): {"config": files.model_dump()}}},
+        run_config=ingest_run_config(
+            batch.contract, [u.file_key for u in uploads], {u.file_key: u.etag for u in uploads}
+        ),
         tags=tags,
     )
 
 
+def day_partition(days: dg.TimeWindowPartitionsDefinition, day: date) -> str:
+    """The partition of a landing day: the first one for a file that landed before it (a
+    copy that kept an old time), the last one (today) for one stamped in the future."""
+    key = day.strftime(days.fmt)
+    first, last = days.get_first_partition_key(), days.get_last_partition_key()
+    if first is None or last is None:
+        raise ValueError(f"no landing day is a partition yet ({days})")
+    return min(max(key, first), last)  # the format sorts as the days do
+
+
 def sensor_result(
-    tick: Tick, has_partition: Callable[[str, str], bool], settings: SensorSettings
+    tick: Tick, days: dg.TimeWindowPartitionsDefinition, settings: SensorSettings
 ) -> dg.SensorResult:
-    """Runs for the tick's new uploads, in batches, each on its partition (added when new).
-    ``has_partition(name, key)``: whether a dynamic partitions definition has the key."""
+    """Runs for the tick's new uploads, in batches, each on the day its files landed."""
     planned = batches(tick.new_files, settings.max_files_per_run, settings.max_bytes_per_run)
-    added: dict[str, list[str]] = {}
-    for batch in planned:
-        name = names_of(batch.contract).partitions
-        if not has_partition(name, batch.partition_key):
-            added.setdefault(name, []).append(batch.partition_key)
     return dg.SensorResult(
-        run_requests=[batch_run_request(b) for b in planned],
-        dynamic_partitions_requests=[
-            dg.AddDynamicPartitionsRequest(name, keys) for name, keys in added.items()
-        ],
-        cursor=tick.cursor.dump(),
+        run_requests=[batch_run_request(b, days) for b in planned], cursor=tick.cursor.dump()
     )
 
 
 def raw_sensor_definitions(
-    ingest: Iterable[dg.Definitions], settings: SensorSettings
+    ingest: Iterable[dg.Definitions],
+    days: dg.TimeWindowPartitionsDefinition,
+    settings: SensorSettings,
 ) -> dg.Definitions:
     folders = ", ".join(c.raw_folder for c in CONTRACTS.values())
     lookback = timedelta(seconds=settings.lookback_seconds)
@@ -90,7 +91,7 @@ def raw_sensor_definitions(
             context.log.warning(
                 f"{key} is not in a dataset folder ({folders}); it is left in raw/ untouched"
             )
-        return sensor_result(tick, context.instance.has_dynamic_partition, settings)
+        return sensor_result(tick, days, settings)
 
     return dg.Definitions(sensors=[raw_files_sensor])
 

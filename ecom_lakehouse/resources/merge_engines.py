@@ -71,7 +71,7 @@ class DeltaRsMergeEngine(MergeEngine):
         lake, sql = load.lake, load.sql
         uri = lake.url(layout.table_path(load.contract.name))
         rows_before = table_row_count(uri, lake.storage_options()) or 0
-        loaded = load_batch(lake, load.contract, load.batch_id)
+        loaded = load_batch(lake, load.contract, load.batch_id, context.run.run_id)
         outcome = loaded.outcome
         if outcome.committed_before:
             context.log.info(

@@ -58,6 +58,9 @@ class SensorSettings:
     # of 1000 files); a file larger than the byte cap is a batch of its own.
     max_files_per_run: int = 1000
     max_bytes_per_run: int = 256 * 1024 * 1024
+    # The first landing day (UTC) of the dataset assets' partitions: a file that landed
+    # before it is a run of that first day.
+    first_landing_day: str = "2025-01-01"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SensorSettings:
@@ -70,6 +73,7 @@ class SensorSettings:
                 1, int(env.get("LAKEHOUSE_MAX_FILES_PER_RUN", cls.max_files_per_run))
             ),
             max_bytes_per_run=int(env.get("LAKEHOUSE_MAX_BYTES_PER_RUN", cls.max_bytes_per_run)),
+            first_landing_day=env.get("LAKEHOUSE_FIRST_LANDING_DAY", cls.first_landing_day),
         )
 
 
