@@ -63,6 +63,18 @@ def table_rows(lake: Lake, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+def failed_steps(instance: dg.DagsterInstance) -> list[str]:
+    """Each failed run's job, step and first line of error (what to look at first)."""
+    said = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])):
+        for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+            event = record.dagster_event
+            error = event.step_failure_data.error if event else None
+            first = (error.message.strip().splitlines() or [""])[0] if error else "?"
+            said.append(f"{run.job_name} {event.step_key if event else '?'}: {first[:300]}")
+    return said
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
@@ -100,6 +112,7 @@ def measure(minutes: float = 10, settle_s: float = 90) -> dict:
             # an instance of the older layout still holds
             days = instance.get_materialized_partitions(dg.AssetKey("transactions"))
             partitions = len(days) + len(instance.get_dynamic_partitions("transactions_files"))
+            failures = failed_steps(instance)
         instance_mb = folder_mb(home)
         rows = table_rows(Lake(str(lake_dir)), "transactions")
     lags = [archived_at[k] - landed[k] for k in archived_at]
@@ -112,6 +125,7 @@ def measure(minutes: float = 10, settle_s: float = 90) -> dict:
         "runs": len(runs),
         "ingest_runs": len(ingest),
         "failed_runs": sum(r["status"] == "FAILURE" for r in runs),
+        "failures": failures,
         "partitions": partitions,
         "lag_s": {
             "p50": percentile(lags, 0.5) if lags else None,

@@ -37,6 +37,7 @@ ETAG_TAG = "ecom_lakehouse/etag"
 FILES_TAG = "ecom_lakehouse/files"  # how many files a run took
 LANDED_TAG = "ecom_lakehouse/landed"  # the day its files landed (its partition, unless clamped)
 TRIGGER_TAG = "ecom_lakehouse/trigger"
+DAY_TAG = "dagster/partition"  # Dagster's: a dataset run's landing day
 
 
 @dataclass(frozen=True)

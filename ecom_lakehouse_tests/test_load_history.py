@@ -16,6 +16,8 @@ from ecom_lakehouse.core import history
 from ecom_lakehouse.core.delta import lake_has_table
 from ecom_lakehouse.core.storage import Lake
 from ecom_lakehouse.definitions import build_defs
+from ecom_lakehouse.defs import ingest as ingest_module
+from ecom_lakehouse.defs.reports import reports_for_run
 from ecom_lakehouse.names import RAW_SENSOR
 from ecom_lakehouse.runner import ingest, reprocess
 from ecom_lakehouse_tests.conftest import (
@@ -215,3 +217,19 @@ def test_reprocess_loads_a_file_again_and_names_what_it_cannot_find(lake_dir):
     assert "OK" not in missing.stdout  # nothing runs before every file is found
     elsewhere = run_cli(stack, "reprocess", "elsewhere/x.csv")
     assert "elsewhere/x.csv: not in a dataset's folder" in elsewhere.stderr
+
+
+def test_a_day_run_that_fails_before_it_knows_its_files_is_still_reported(
+    lake_dir, instance, monkeypatch
+):
+    def unlistable(*args, **kwargs):
+        raise OSError("the bucket could not be listed")
+
+    monkeypatch.setattr(ingest_module, "files_landed_on", unlistable)
+    defs = build_defs({"LAKEHOUSE_URI": str(lake_dir)})
+    result = ingest_job_run(defs, instance, "orders", raise_on_error=False)
+    assert not result.success
+    (report,) = reports_for_run(instance, instance.get_run_by_id(result.run_id))
+    assert report.file_key == f"(the uploads that landed on {today()})"
+    assert report.status == "FAILED"
+    assert "the bucket could not be listed" in report.error

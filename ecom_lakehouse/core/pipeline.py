@@ -14,7 +14,7 @@ import contextlib
 import json
 import tempfile
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,9 +27,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ecom_lakehouse.contracts import SOURCE_FILE, SOURCE_VERSION, DatasetContract
+from ecom_lakehouse.contracts.history import REJECTED, SKIPPED
 from ecom_lakehouse.core import layout
 from ecom_lakehouse.core.delta import CommitNote, merge_batch
-from ecom_lakehouse.core.history import FileCounts, manifest_line
+from ecom_lakehouse.core.history import Attempt, FileCounts, manifest_line
 from ecom_lakehouse.core.memory import release_freed_memory
 from ecom_lakehouse.core.merge_spec import MergeOutcome
 from ecom_lakehouse.core.readers import (
@@ -508,3 +509,37 @@ def archive_batch(
         with contextlib.suppress(FileNotFoundError):
             lake.delete(key)
     return outcomes
+
+
+def not_loaded(
+    contract: DatasetContract, files: Iterable[FileValidation], delivery: Delivery, run_id: str
+) -> list[Attempt]:
+    """The history's rows of the files validation did not pass on: rejected whole, or skipped
+    (taken by another writer, or gone)."""
+    attempts = []
+    for done in files:
+        if done.rejection is not None:
+            attempts.append(
+                Attempt.of(
+                    contract.name,
+                    done.rejection.upload,
+                    REJECTED,
+                    reason=f"{done.rejection.kind}: {done.rejection.reason}",
+                    run_id=run_id,
+                    rows_read=done.check.rows_read if done.check else None,
+                )
+            )
+        elif done.skipped is not None:
+            skipped = Attempt(
+                contract.name,
+                done.file_key,
+                delivery.etags.get(done.file_key, ""),
+                None,
+                SKIPPED,
+                datetime.now(UTC),
+                reason=str(done.skipped),
+                run_id=run_id,
+                source_key=done.skipped.now_at or None,
+            )
+            attempts.append(skipped)
+    return attempts

@@ -14,7 +14,7 @@ import functools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ import dagster as dg
 from pydantic import Field
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.contracts.history import REJECTED, SKIPPED
+from ecom_lakehouse.contracts.history import SKIPPED
 from ecom_lakehouse.core import history, layout
 from ecom_lakehouse.core.checks import TableCheck, table_checks
 from ecom_lakehouse.core.evolution import SchemaChangeRefused
@@ -33,6 +33,7 @@ from ecom_lakehouse.core.pipeline import (
     archive_batch,
     batch_uploads,
     has_batch,
+    not_loaded,
     validate_batch,
 )
 from ecom_lakehouse.core.reporting import (
@@ -111,40 +112,6 @@ ALREADY_APPLIED = "already applied: the table had recorded this upload"
 def failure_reason(error: Exception) -> str:
     first_line = (str(error).strip().splitlines() or [""])[0]
     return f"{type(error).__name__}: {first_line}"[:1000]
-
-
-def not_loaded(
-    contract: DatasetContract, files: Iterable[FileValidation], delivery: Delivery, run_id: str
-) -> list[history.Attempt]:
-    """The history's rows of the files validation did not pass on: rejected whole, or skipped
-    (taken by another writer, or gone)."""
-    attempts = []
-    for done in files:
-        if done.rejection is not None:
-            attempts.append(
-                history.Attempt.of(
-                    contract.name,
-                    done.rejection.upload,
-                    REJECTED,
-                    reason=f"{done.rejection.kind}: {done.rejection.reason}",
-                    run_id=run_id,
-                    rows_read=done.check.rows_read if done.check else None,
-                )
-            )
-        elif done.skipped is not None:
-            skipped = history.Attempt(
-                contract.name,
-                done.file_key,
-                delivery.etags.get(done.file_key, ""),
-                None,
-                SKIPPED,
-                datetime.now(UTC),
-                reason=str(done.skipped),
-                run_id=run_id,
-                source_key=done.skipped.now_at or None,
-            )
-            attempts.append(skipped)
-    return attempts
 
 
 def batch_id(context: dg.AssetExecutionContext) -> str:

@@ -9,6 +9,7 @@ from ecom_lakehouse.contracts import TableSpec
 from ecom_lakehouse.core.reporting import FILES
 from ecom_lakehouse.core.reports import FileReport, KpiReport, MaintenanceLine
 from ecom_lakehouse.names import (
+    DAY_TAG,
     dataset_of_ingest_job,
     maintenance_op,
     names_of,
@@ -40,6 +41,8 @@ def reports_from_events(
     dataset = dataset_of_ingest_job(run.job_name)
     events = list(events)
     keys = list(file_keys) or _validated_files(events, names_of(dataset).validated)
+    if not keys and not success:  # a day's run that failed before it knew its files
+        keys = [f"(the uploads that landed on {run.tags.get(DAY_TAG, '?')})"]
     reports = {key: FileReport(key, dataset, success, run.run_id, run.job_name) for key in keys}
     checks: dict[str, bool] = {}
     failure: tuple[str, str, str] | None = None  # step, error, traceback
