@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import get_args
 
 import pyarrow as pa
-import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -332,6 +331,8 @@ def attempts_of(
     end: datetime | None = None,
 ) -> pa.Table | None:
     """The dataset's attempts whose ``when`` column falls in [start, end) (None: no history)."""
+    import pyarrow.dataset as pds  # here: it imports pandas, which a load never needs
+
     table = _open(lake)
     if table is None:
         return None
