@@ -21,6 +21,7 @@ from ecom_lakehouse.resources.settings import (
     GeneratorSettings,
     MaintenanceSettings,
     SensorSettings,
+    read_limits,
 )
 
 
@@ -30,7 +31,8 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     check_unique(CONTRACTS.values(), KPIS.values())
     settings = SensorSettings.from_env(environ)
     days = landing_days(settings.first_landing_day)
-    ingest = [ingest_definitions(c, days) for c in CONTRACTS.values()]
+    limits = read_limits(environ)
+    ingest = [ingest_definitions(c, days, limits) for c in CONTRACTS.values()]
     kpis = kpi_definitions(KPIS.values())
     catalog = catalog_definitions(
         [

@@ -17,7 +17,7 @@ CATALOG = "catalog/"
 SCRIPTS = "scripts/"  # the Spark job's package, per version
 PIPES = "dagster-pipes/"  # Dagster Pipes context and messages of Spark job runs
 
-FileRejection = Literal["invalid_schema", "unreadable"]
+FileRejection = Literal["invalid_schema", "unreadable", "too_large"]
 
 
 def file_key(raw_key: str) -> str:

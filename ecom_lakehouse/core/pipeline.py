@@ -34,9 +34,13 @@ from ecom_lakehouse.core.history import Attempt, FileCounts, manifest_line
 from ecom_lakehouse.core.memory import release_freed_memory
 from ecom_lakehouse.core.merge_spec import MergeOutcome
 from ecom_lakehouse.core.readers import (
+    NO_LIMITS,
+    FileTooLarge,
     RawPart,
+    ReadLimits,
     Source,
     UnreadableFile,
+    check_limits,
     detect_format,
     iter_parts,
 )
@@ -210,20 +214,25 @@ def validate_batch(
     file_keys: Sequence[str],
     batch_id: str,
     delivery: Delivery = Delivery(),
+    *,
+    limits: ReadLimits = NO_LIMITS,
 ) -> ValidatedBatch:
     """Read and check the files together (one pass of the checks however many there are); move
     each file that cannot be read or whose header is wrong under ``rejected/`` with its
     reason; write each file's rejected rows, and the accepted files' good rows, with where each
     came from, as one typed Parquet file for the merge. One bad file holds back no other.
-    ``delivery``: how the run takes its files (see ``Delivery``). When no file is left to
-    load, nothing is written for the merge."""
+    ``delivery``: how the run takes its files (see ``Delivery``); a file past ``limits`` is
+    rejected whole before it is read. When no file is left to load, nothing is written for
+    the merge."""
     release_freed_memory()  # what earlier files' steps freed, before this one allocates
     batch = ValidatedBatch(layout.validated_batch_key(contract.name, batch_id))
     by_key = {k: FileValidation(k) for k in dict.fromkeys(file_keys)}
     batch.files = list(by_key.values())
     listed = _listing(lake, contract)
     with _scratch() as scratch:
-        found = _readable(lake, contract, batch.files, listed, scratch, delivery=delivery)
+        found = _readable(
+            lake, contract, batch.files, listed, scratch, delivery=delivery, limits=limits
+        )
         checked = validate_files(contract, found)
         for check in checked.files:
             done = by_key[check.file_key]
@@ -261,6 +270,7 @@ def _readable(
     scratch: Path,
     *,
     delivery: Delivery,
+    limits: ReadLimits,
 ) -> Iterator[tuple[str, Iterator[RawPart]]]:
     """Each file that can be found and has a format the contract takes (fetched ahead: see
     ``_download``), as parts to check; the others are recorded."""
@@ -275,6 +285,12 @@ def _readable(
             accepted = ", ".join(contract.formats)
             why = f"unsupported file type for {contract.name}: accepted formats are {accepted}"
             _reject(lake, done, "unreadable", why)
+            _discard(local)
+            continue
+        try:
+            check_limits(local, fmt, limits)
+        except FileTooLarge as too_large:
+            _reject(lake, done, "too_large", str(too_large))
             _discard(local)
             continue
         yield done.file_key, iter_parts(local, fmt, contract.source_column_names)

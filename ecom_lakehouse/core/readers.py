@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import zipfile
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -52,6 +54,73 @@ class RawPart:
     header: list[str]
     table: pa.Table  # columns c0..cN (positional, scalars or text) + _source_row
     malformed: list[tuple[int, str]] = field(default_factory=list)  # (row, reason)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """The most a landed file may hold to be read on this machine: rows, and bytes once
+    uncompressed (a workbook is a zip: a few MB can unzip to GBs). None: no limit."""
+
+    max_rows: int | None = None
+    max_bytes: int | None = None
+
+
+NO_LIMITS = ReadLimits()
+
+
+class FileTooLarge(Exception):
+    """The file passes a read limit: it is rejected whole, before it is read."""
+
+
+def check_limits(source: Source, fmt: str, limits: ReadLimits) -> None:
+    """Raise FileTooLarge when the file, as its format tells without reading its rows, passes
+    ``limits``: a workbook's uncompressed size and its sheets' dimensions, a Parquet file's
+    row count and uncompressed size, a text file's size."""
+    if limits.max_rows is None and limits.max_bytes is None:
+        return
+    try:
+        rows, size = _dimensions(source, fmt)
+    except (OSError, ValueError, zipfile.BadZipFile, pa.ArrowException):
+        return  # not what it claims to be: the reader says why
+    advice = (
+        "split it into smaller files, or raise the limit on a machine with the memory for it "
+        "(the Spark engine, LAKEHOUSE_MERGE_ENGINE=glue or emr-serverless, merges on a "
+        "cluster, but files are read and validated on the machine that runs Dagster)"
+    )
+    if limits.max_bytes is not None and size > limits.max_bytes:
+        raise FileTooLarge(
+            f"it holds {size / 2**20:,.0f} MB uncompressed, past the limit of "
+            f"{limits.max_bytes / 2**20:,.0f} MB (LAKEHOUSE_MAX_FILE_BYTES): {advice}"
+        )
+    if limits.max_rows is not None and rows is not None and rows > limits.max_rows:
+        raise FileTooLarge(
+            f"it holds {rows:,} rows, past the limit of {limits.max_rows:,} "
+            f"(LAKEHOUSE_MAX_FILE_ROWS): {advice}"
+        )
+
+
+# A worksheet's declared extent, in its first bytes: <dimension ref="A1:F3000001"/>.
+SHEET_DIMENSION = re.compile(rb'<dimension ref="[A-Z]+[0-9]+:[A-Z]+([0-9]+)"')
+
+
+def _dimensions(source: Source, fmt: str) -> tuple[int | None, int]:
+    """The file's rows, when its format says so without reading them, and its size
+    uncompressed."""
+    if fmt == "xlsx":
+        with zipfile.ZipFile(_arrow_input(source)) as book:
+            size = sum(entry.file_size for entry in book.infolist())
+            rows = 0
+            for entry in book.infolist():
+                if entry.filename.startswith("xl/worksheets/") and entry.filename.endswith(".xml"):
+                    with book.open(entry) as sheet:
+                        found = SHEET_DIMENSION.search(sheet.read(4096))
+                    rows += int(found.group(1)) if found else 0
+            return rows, size
+    if fmt == "parquet":
+        metadata = pq.ParquetFile(_arrow_input(source)).metadata
+        groups = range(metadata.num_row_groups)
+        return metadata.num_rows, sum(metadata.row_group(i).total_byte_size for i in groups)
+    return None, source.stat().st_size if isinstance(source, Path) else len(source)
 
 
 def detect_format(key: str) -> str | None:

@@ -36,6 +36,7 @@ from ecom_lakehouse.core.pipeline import (
     not_loaded,
     validate_batch,
 )
+from ecom_lakehouse.core.readers import NO_LIMITS, ReadLimits
 from ecom_lakehouse.core.reporting import (
     ALREADY_COMMITTED_FILES,
     FILES,
@@ -190,13 +191,15 @@ def validate_run(
     config: IngestFiles,
     lake: Lake,
     metrics: MetricsSink,
+    *,
+    limits: ReadLimits,
 ) -> dg.MaterializeResult:
     """The validated step: the run's files read and checked, what was not loaded recorded."""
     files = run_files(context, config, lake, contract)
     context.log.info(f"{len(files)} file(s): {', '.join(files[:20])}")
     # a re-execution takes its files as the run it retries did: one delivery, applied once
     delivery = Delivery(config.etags, retry=context.run.root_run_id is not None)
-    batch = validate_batch(lake, contract, files, batch_id(context), delivery)
+    batch = validate_batch(lake, contract, files, batch_id(context), delivery, limits=limits)
     attempts = not_loaded(contract, batch.files, delivery, context.run.run_id)
     record_history(context, "the files not loaded", lambda: history.record(lake, attempts))
     rows = [file_validation(done) for done in batch.files]
@@ -291,7 +294,9 @@ def load_run(
 
 
 def ingest_definitions(
-    contract: DatasetContract, partitions: dg.PartitionsDefinition
+    contract: DatasetContract,
+    partitions: dg.PartitionsDefinition,
+    limits: ReadLimits = NO_LIMITS,
 ) -> dg.Definitions:
     """The dataset's assets and its ingest job (see the module's docstring)."""
     ds, n = contract.name, names_of(contract)
@@ -319,7 +324,7 @@ def ingest_definitions(
         lake: LakeResource,
         metrics: MetricsSink,
     ) -> dg.MaterializeResult:
-        return validate_run(context, contract, config, lake.lake(), metrics)
+        return validate_run(context, contract, config, lake.lake(), metrics, limits=limits)
 
     # A multi-asset of one, for ``can_subset``: with nothing left to load, the step yields
     # neither the table nor its checks (both optional then), and the archive step is skipped.

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecom_lakehouse.core.readers import ReadLimits
 from ecom_lakehouse.core.storage import DEFAULT_LAKE, Lake, S3Credentials, normalize_uri
 
 
@@ -114,6 +115,28 @@ class MaintenanceSettings:
             cron=env.get("LAKEHOUSE_MAINTENANCE_CRON", cls.cron),
             running=env.get("LAKEHOUSE_MAINTENANCE", "running") != "stopped",
         )
+
+
+def physical_memory() -> int:
+    """This machine's memory, in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def read_limits(environ: Mapping[str, str] | None = None) -> ReadLimits:
+    """The most a landed file may hold to be read here (``LAKEHOUSE_MAX_FILE_BYTES``: its
+    size uncompressed; ``LAKEHOUSE_MAX_FILE_ROWS``; 0 lifts a limit). By default sized to the
+    machine: a file's reading peaks at a few times its uncompressed size, so an eighth of the
+    memory each (3 GB on 24 GB), and a row per 256 bytes of memory."""
+    env, memory = environment(environ), physical_memory()
+
+    def limit(name: str, default: int) -> int | None:
+        value = int(env.get(name, default))
+        return value or None
+
+    return ReadLimits(
+        max_rows=limit("LAKEHOUSE_MAX_FILE_ROWS", memory // 256),
+        max_bytes=limit("LAKEHOUSE_MAX_FILE_BYTES", memory // 8),
+    )
 
 
 def dagster_home(environ: Mapping[str, str] | None = None) -> str | None:
