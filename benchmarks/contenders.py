@@ -25,17 +25,22 @@ def input_files(input_dir: Path) -> dict[str, Path]:
 
 
 def floor(input_dir: Path, work_dir: Path) -> Load:
-    """Read every sheet with the fastest reader straight into Arrow; write each table once."""
+    """Read every file with the fastest reader for its format straight into Arrow (every
+    sheet of a workbook); write each table once."""
     import fastexcel
     import pyarrow as pa
     import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
     from deltalake import write_deltalake
+
+    readers = {".csv": pacsv.read_csv, ".jsonl": pajson.read_json, ".parquet": pq.read_table}
 
     def load() -> int:
         rows = 0
         for name, path in input_files(input_dir).items():
-            if path.suffix == ".csv":
-                table = pacsv.read_csv(path)
+            if path.suffix in readers:
+                table = readers[path.suffix](path)
             else:
                 reader = fastexcel.read_excel(path)
                 # each sheet infers its own types (an all-empty column is null): promote

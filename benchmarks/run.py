@@ -147,7 +147,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["spark", "freshness", "incremental", "fixed", "stream"],
+        choices=["spark", "formats", "freshness", "incremental", "fixed", "stream"],
     )
     parser.add_argument("--stream-files", type=int, default=1000)
     parser.add_argument("--incremental-rows", type=int, default=5_000_000)
@@ -178,6 +178,10 @@ def main() -> None:
         }
         print("spark engine:", report["spark"], flush=True)
 
+    if "formats" not in args.skip:
+        from benchmarks.formats import measure as formats
+
+        report["formats"] = formats()
     if "fixed" not in args.skip:
         from benchmarks.fixed_cost import measure as fixed
 
