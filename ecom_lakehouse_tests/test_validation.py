@@ -265,3 +265,21 @@ def test_repeated_keys_are_found_in_any_chunking(values, type_, repeats):
     split = pa.chunked_array([pa.array(values[:2], type_), pa.array(values[2:], type_)])
     assert has_repeats(whole) is repeats
     assert has_repeats(split) is repeats
+
+
+def test_integer_and_date_text_arrow_types_whole_gives_what_the_sql_would():
+    """Text columns of plain integers and dates are typed by Arrow before the SQL (faster);
+    the rows, the rejects and the raw text a rejected row shows are as the SQL alone makes
+    them, and a column with any other value is left to the SQL's own rules."""
+    plain = [order(7, amount=-1), order(8)]  # a rule breaks row 2: its text is kept as it was
+    plain[0][1] = "007"
+    raw = pa.table({f"{validation.RAW_PREFIX}order_id": ["1", "2"]})
+    assert validation.PRETYPED + "order_id" in validation.pretyped(raw, ORDERS).column_names
+    fraction = pa.table({f"{validation.RAW_PREFIX}order_id": ["1", "2.5"]})
+    assert validation.pretyped(fraction, ORDERS).column_names == fraction.column_names
+    result = run(plain)
+    assert result.valid.column("order_id").to_pylist() == [8]
+    (text,) = result.rejected.column("order_id").to_pylist()
+    assert text == "007"  # the file's text, not the typed value
+    mixed = run([order(1), [*order(2)[:1], "2.5", *order(2)[2:]]])
+    assert reasons(mixed) == {3: "order_id: not a valid bigint: 2.5"}

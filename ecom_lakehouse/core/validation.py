@@ -190,7 +190,33 @@ def as_shown(expression: str, raw_type: pa.DataType) -> str:
     return f"CAST({expression} AS VARCHAR)"
 
 
-def _typed(column: str, sql_type: str, raw_type: pa.DataType) -> str:
+# Text columns Arrow types whole, before the SQL (see ``pretyped``), beside their text.
+PRETYPED = "__typed_"
+ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DATE": pa.date32()}
+
+
+def pretyped(raw: pa.Table, contract: DatasetContract) -> pa.Table:
+    """``raw`` with a typed copy of each text column of integers or dates that Arrow casts
+    whole: every value a plain literal (``42``, ``2025-04-01``), which the SQL's casts would
+    read the same. Arrow's cast is strict and vectorized; a column with any other value (a
+    fraction, blanks, another date layout) is left to the SQL's rules. The text stays: it is
+    what a rejected row shows."""
+    for column in contract.source_columns:
+        target, name = ARROW_TYPES.get(column.sql_type), RAW_PREFIX + column.name
+        index = raw.schema.get_field_index(name)
+        if target is None or index < 0 or not pa.types.is_string(raw.schema.field(index).type):
+            continue
+        try:
+            typed = pc.cast(raw.column(name), target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        raw = raw.append_column(PRETYPED + column.name, typed)
+    return raw
+
+
+def _typed(column: str, sql_type: str, raw_type: pa.DataType, pretyped: bool = False) -> str:
+    if pretyped:
+        return _q(PRETYPED + column)
     value = _present(column, not reads_as_typed(raw_type, sql_type))
     if sql_type in ("BIGINT", "INTEGER") and not pa.types.is_integer(raw_type):
         # DuckDB rounds 1.5 to 2 when casting to an integer; a fraction is an error here. The
@@ -213,7 +239,10 @@ def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType])
     """Over a batch of parts (``raw``, whose columns have ``raw_types``): the typed columns, the
     position, and a reason that is NULL when the row breaks no type, required or business rule."""
     kinds = [(raw_types[RAW_PREFIX + c.name], c) for c in contract.source_columns]
-    typed = ",\n  ".join(f"{_typed(c.name, c.sql_type, t)} AS {_q(c.name)}" for t, c in kinds)
+    typed = ",\n  ".join(
+        f"{_typed(c.name, c.sql_type, t, PRETYPED + c.name in raw_types)} AS {_q(c.name)}"
+        for t, c in kinds
+    )
     raw_cols = ", ".join(_q(RAW_PREFIX + c) for c in contract.source_column_names)
     rescued_data = f"{_q(RAW_PREFIX + RESCUED_DATA)} AS {_q(RESCUED_DATA)}"
     derived = "".join(
@@ -358,7 +387,7 @@ class _RowChecker:
 
     def _check(self, batch: list[pa.Table]) -> None:
         con, contract = self.con, self.contract
-        raw = _concat(batch)
+        raw = pretyped(_concat(batch), contract)
         raw_types = dict(zip(raw.column_names, raw.schema.types, strict=True))
         con.register("raw", raw)
         try:
