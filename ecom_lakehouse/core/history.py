@@ -215,13 +215,15 @@ def record_loads(
             commits = [
                 c for c in pool.map(lambda v: _read_log_entry(lake, dataset, v), versions) if c
             ]
-        attempts, txns = list(also), []
+        attempts = list(also)
+        recorded: dict[str, int] = {}  # app id -> the newest delivery recorded in this walk
         manifests: dict[str, dict[tuple[str, str], tuple[Upload, FileCounts | None]]] = {}
         for commit in commits:
             inserted, updated, stale = commit.rows()
             for file_key, etag, txn_version in commit.uploads:
                 app = _upload_app(dataset, file_key, etag)
-                if (table.transaction_version(app) or -1) >= txn_version:
+                seen = recorded.get(app, table.transaction_version(app))
+                if seen is not None and seen >= txn_version:
                     continue
                 batch = str(commit.info.get(BATCH_ID) or "")
                 if batch and batch not in manifests:
@@ -231,7 +233,7 @@ def record_loads(
                     or manifests.get(batch, {}).get((file_key, etag))
                     or (Upload(file_key, etag, txn_version), None)
                 )
-                mine = (file_key, etag) in known
+                mine = upload.txn_version == txn_version and (file_key, etag) in known
                 attempts.append(
                     Attempt.of(
                         dataset,
@@ -248,7 +250,9 @@ def record_loads(
                         table_version=commit.version,
                     )
                 )
-                txns.append(Transaction(app, txn_version))
+                recorded[app] = txn_version
+        # one txn per app id in a commit: a re-delivered upload's newest delivery
+        txns = [Transaction(app, version) for app, version in recorded.items()]
         if start < through_version:
             txns.append(Transaction(_examined_app(dataset), through_version))
         if attempts or txns:
