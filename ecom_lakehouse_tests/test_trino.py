@@ -69,7 +69,7 @@ def lake(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Stack:
 def trino(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trino]:
     try:
         with running_trino(
-            moto_endpoint, REGION, tmp_path_factory.mktemp("trino"), free_port()
+            moto_endpoint, REGION, tmp_path_factory.mktemp("trino"), free_port
         ) as server:
             yield server
     except MissingDownload as missing:

@@ -14,7 +14,7 @@ import resource
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,25 @@ def _ready(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_trino(moto: str, region: str, workdir: Path, port: int) -> Iterator[Trino]:
+def running_trino(
+    moto: str, region: str, workdir: Path, port: Callable[[], int]
+) -> Iterator[Trino]:
+    """A Trino server on a free port (``port()`` picks one): started again on another port
+    when it cannot bind the one it was given (another process took it since it was picked)."""
+    for attempt in range(START_ATTEMPTS):
+        with _started(moto, region, workdir / f"start-{attempt}", port()) as started:
+            if started is not None:
+                yield started
+                return
+    raise RuntimeError(f"Trino did not start: {START_ATTEMPTS} ports were taken before it bound")
+
+
+START_ATTEMPTS = 3
+
+
+@contextlib.contextmanager
+def _started(moto: str, region: str, workdir: Path, port: int) -> Iterator[Trino | None]:
+    """The server, or None when it could not bind its port."""
     home, java = trino_home(), trino_java_home()
     etc, data = workdir / "etc", workdir / "data"
     write_config(etc, port, moto, region, home)
@@ -131,8 +149,13 @@ def running_trino(moto: str, region: str, workdir: Path, port: int) -> Iterator[
             url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 180
             while not _ready(url):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    tail = log_path.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"Trino did not start (exit {process.poll()}):\n{tail}")
+                    text = log_path.read_text(errors="replace")
+                    if process.poll() is not None and "ServerSocket" in text:
+                        yield None  # its port was taken: the caller tries another
+                        return
+                    raise RuntimeError(
+                        f"Trino did not start (exit {process.poll()}):\n{text[-3000:]}"
+                    )
                 time.sleep(0.5)
             server = Trino("127.0.0.1", port)
             server.rows("SELECT 1")
