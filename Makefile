@@ -13,6 +13,10 @@ UV := .venv-uv/bin/uv
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
+# Installs compile every module's bytecode once: this machine's environment may forbid Python to
+# write it (PYTHONDONTWRITEBYTECODE), and then each process, every Dagster run worker among
+# them, compiled dagster and pandas again at import (about a second).
+export UV_COMPILE_BYTECODE := 1
 LOCK_STALE := uv.lock does not match pyproject.toml: run make lock, then make test, and commit both
 
 export LAKEHOUSE_URI ?= $(CURDIR)/.lakehouse
