@@ -8,8 +8,9 @@ the same: listing with last-modified and ETag, reads, writes, conditional copies
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -124,13 +125,30 @@ class Lake:
 
     def download(self, key: str, directory: Path) -> tuple[Path, ObjectInfo]:
         """The object saved into ``directory`` under its own name, streamed (never whole in
-        memory), and the metadata of the version saved."""
-        result = obstore.get(self.store, key)
+        memory), and the metadata of the version saved. A folder's object is linked, not
+        copied: the link holds that version whatever is later moved or uploaded in its place."""
         target = directory / PurePosixPath(key).name
+        if not self.is_s3:
+            linked = self._linked(key, target)
+            if linked is not None:
+                return target, linked
+        result = obstore.get(self.store, key)
         with target.open("wb") as file:
             for chunk in result.stream(min_chunk_size=DOWNLOAD_CHUNK_BYTES):
                 file.write(chunk)
         return target, _info(result.meta)
+
+    def _linked(self, key: str, target: Path) -> ObjectInfo | None:
+        """A hard link to a folder's object at ``target``, with the linked version's metadata
+        (what the store says of the link: one inode, so the object's ETag); None when the
+        folders are on different file systems (then it is copied)."""
+        try:
+            os.link(Path(self.uri) / key, target)
+        except FileNotFoundError:
+            raise  # gone: the caller looks for it again
+        except OSError:
+            return None
+        return replace(_info(obstore.head(LocalStore(target.parent), target.name)), key=key)
 
     def write(self, key: str, data: bytes | Path) -> None:
         """Bytes, or a local file's content (uploaded in parts when large)."""
