@@ -1,3 +1,4 @@
+import math
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -283,3 +284,62 @@ def test_integer_and_date_text_arrow_types_whole_gives_what_the_sql_would():
     assert text == "007"  # the file's text, not the typed value
     mixed = run([order(1), [*order(2)[:1], "2.5", *order(2)[2:]]])
     assert reasons(mixed) == {3: "order_id: not a valid bigint: 2.5"}
+
+
+# Text as producers write it, per contract type: plain literals Arrow casts, and layouts only
+# DuckDB reads (or nobody does). Wherever Arrow casts a value, DuckDB must read it the same.
+LITERALS = {
+    "bigint": ["42", "-0", "007", "+42", "1_000", "42.0", "9223372036854775808", "", " 1"],
+    "int": ["42", "2147483648", "-2147483648", "1e3"],
+    "double": ["1.5", "1e3", "NaN", "inf", "-0", "1,5", " 2", "0x10", "1_000", ".5"],
+    "decimal(12,2)": ["10.50", "10.5", "10", "10.555", "-0.01", "+5.00", "1e3", "1E-2", "3.",
+                      ".5", "9999999999.99", "99999999999.99", "1,5", "NaN", " 3.10"],
+    "boolean": ["true", "false", "True", "TRUE", "1", "0", "yes", "t", " true"],
+    "date": ["2025-04-01", "2025-4-1", "20250401", "2025-04-01 00:00:00", "0001-01-01"],
+    "timestamp": ["2025-04-01 00:00:00", "2025-04-01T00:00:00", "2025-04-01 00:00:00Z",
+                  "2025-04-01T10:00:00+02:00", "2025-04-01 10:00:00+0200",
+                  "2025-04-01 10:00:00+02", "2025-04-01", "2025-04-01 00:00:00.123456",
+                  "2025-04-01 00:00:00.1234567", "2025-04-01 24:00:00", "2025-02-30 00:00:00",
+                  "2025-04-01 00:00", "1969-12-31 23:59:59.999", "2025-04-01T00:00:00.5Z"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("type_", sorted(LITERALS))
+def test_arrow_casts_only_what_the_sql_reads_the_same(type_):
+    from ecom_lakehouse.contracts.model import LOGICAL_TYPES
+
+    sql_type, arrow_type, _ = LOGICAL_TYPES[type_]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    cast = 0
+    for text in LITERALS[type_]:
+        typed = validation.arrow_cast(pa.chunked_array([[text]], pa.string()), arrow_type)
+        if typed is None:
+            continue
+        cast += 1
+        (sql,) = con.execute(
+            f"SELECT TRY_CAST(NULLIF(trim(?), '') AS {sql_type})", [text]
+        ).fetchone()
+        assert typed.type == arrow_type
+        value = typed[0].as_py()
+        assert value == sql or (math.isnan(value) and math.isnan(sql)), (text, value, sql)
+    assert cast, "Arrow casts none of the plain literals"
+
+
+@pytest.mark.parametrize("ts", ["2025-04-01T10:00:00+02:00", "2025-04-01 08:00:00"])
+def test_a_file_typed_by_arrow_validates_as_the_sql_alone_does(ts, monkeypatch):
+    """Every column of the file typed by Arrow (timestamps with a zone or without, prices):
+    the valid rows, the rejected rows' text and their reasons are what the SQL alone makes."""
+    rows = [order(1, ts=ts), order(2, ts=ts, amount=-1), order(3, ts=ts, amount="10.25")]
+    rows.append(order(3, ts=ts, amount="11"))  # a newer version of key 3 in the same file
+    typed = run(rows)
+    raw = pa.table({f"{validation.RAW_PREFIX}order_timestamp": [ts]})
+    assert validation.PRETYPED + "order_timestamp" in validation.pretyped(raw, ORDERS).column_names
+    monkeypatch.setattr(validation, "pretyped", lambda raw, contract: raw)
+    by_sql = run(rows)
+    assert typed.valid.equals(by_sql.valid)
+    assert typed.rejected.equals(by_sql.rejected)
+    assert typed.valid.column("order_timestamp").to_pylist()[0] == datetime(
+        2025, 4, 1, 8, tzinfo=UTC
+    )
+    assert set(reasons(typed).values()) >= {"rule total_amount_positive"}

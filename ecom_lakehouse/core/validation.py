@@ -144,7 +144,7 @@ TYPED_CELLS: dict[str, tuple[Callable[[pa.DataType], bool], ...]] = {
     "DOUBLE": _NUMBERS,
     "DECIMAL": _NUMBERS,
     "BOOLEAN": (pa.types.is_boolean,),
-    "DATE": (pa.types.is_date32,),
+    "DATE": (pa.types.is_date32, pa.types.is_timestamp),  # the day, as the SQL's cast
     "TIMESTAMPTZ": (pa.types.is_timestamp,),
 }
 
@@ -192,25 +192,42 @@ def as_shown(expression: str, raw_type: pa.DataType) -> str:
 
 # Text columns Arrow types whole, before the SQL (see ``pretyped``), beside their text.
 PRETYPED = "__typed_"
-ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int32(), "DATE": pa.date32()}
+# A zone-aware timestamp is cast from text that names its zone; text without one is read as
+# UTC (the SQL's session zone), through the naive type.
+NAIVE_TIMESTAMP = pa.timestamp("us")
+
+
+def arrow_cast(text: pa.ChunkedArray, target: pa.DataType) -> pa.ChunkedArray | None:
+    """``text`` cast whole to ``target`` by Arrow, or None when any value does not cast."""
+    try:
+        return pc.cast(text, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    if pa.types.is_timestamp(target) and target.tz is not None:
+        naive = arrow_cast(text, NAIVE_TIMESTAMP)
+        return None if naive is None else naive.cast(pa.timestamp(target.unit, target.tz))
+    return None
 
 
 def pretyped(raw: pa.Table, contract: DatasetContract) -> pa.Table:
-    """``raw`` with a typed copy of each text column of integers or dates that Arrow casts
-    whole: every value a plain literal (``42``, ``2025-04-01``), which the SQL's casts would
-    read the same. Arrow's cast is strict and vectorized; a column with any other value (a
-    fraction, blanks, another date layout) is left to the SQL's rules. The text stays: it is
-    what a rejected row shows."""
+    """``raw`` with a typed copy of each text column that Arrow casts whole: every value a
+    plain literal of the column's type (``42``, ``10.50``, ``2025-04-01 10:00:00``), which the
+    SQL's casts read the same (``test_validation`` pins the cases); and of each column of
+    timestamp cells (a day, or UTC), which both cast alike. Arrow's cast is strict and
+    vectorized; a column with any other value (a fraction in an integer column, a blank, a
+    date in another layout, a price with three decimals) is left to the SQL's rules. The text
+    stays: it is what a rejected row shows."""
     for column in contract.source_columns:
-        target, name = ARROW_TYPES.get(column.sql_type), RAW_PREFIX + column.name
+        name = RAW_PREFIX + column.name
         index = raw.schema.get_field_index(name)
-        if target is None or index < 0 or not pa.types.is_string(raw.schema.field(index).type):
+        if index < 0 or column.sql_type == "VARCHAR":
             continue
-        try:
-            typed = pc.cast(raw.column(name), target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-        raw = raw.append_column(PRETYPED + column.name, typed)
+        cells = raw.schema.field(index).type
+        if not (pa.types.is_string(cells) or pa.types.is_timestamp(cells)):
+            continue  # numbers are cast by the SQL (a double's rounding to a decimal is its own)
+        typed = arrow_cast(raw.column(name), column.arrow_type)
+        if typed is not None:
+            raw = raw.append_column(PRETYPED + column.name, typed)
     return raw
 
 
@@ -252,6 +269,12 @@ def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType])
     )
     checks = []
     for raw_type, c in kinds:
+        if PRETYPED + c.name in raw_types:
+            # Every value cast (a blank one does not), so a value is missing only where the
+            # text is: the one check left is whether the column is required.
+            if c.required:
+                checks.append(f"CASE WHEN {_q(c.name)} IS NULL THEN '{c.name}: required' END")
+            continue
         text = not reads_as_typed(raw_type, c.sql_type)
         present = _present(c.name, text)
         shown = as_shown(present, raw_type)
