@@ -182,9 +182,30 @@ def test_optional_columns_may_be_empty_but_not_wrong():
 def test_every_rule_is_valid_sql_over_the_typed_columns():
     for contract in CONTRACTS.values():
         con = duckdb.connect()
+        for function in validation.RULE_FUNCTIONS:
+            con.execute(f"CREATE MACRO {function}")
         con.register("t", pa.table({f.name: pa.nulls(0, f.type) for f in contract.arrow_schema}))
         for rule in contract.rules:
             con.execute(f"SELECT {rule.sql} FROM t").fetchall()
+
+
+def test_to_date_is_the_utc_day_duckdb_casts():
+    """The rules' ``to_date`` is DuckDB's CAST(ts AS DATE) in UTC, before 1970, at midnight,
+    a microsecond before it, and for every few hours over three centuries."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for function in validation.RULE_FUNCTIONS:
+        con.execute(f"CREATE MACRO {function}")
+    (differ, rows) = con.execute(
+        """SELECT count(*) FILTER (WHERE to_date(ts) IS DISTINCT FROM CAST(ts AS DATE)), count(*)
+        FROM (SELECT TIMESTAMPTZ '1900-01-01 00:00:00+00' + to_microseconds(
+                i * 10800000000 + (i % 3) - 1) AS ts FROM range(0, 900000) t(i)
+              UNION ALL SELECT TIMESTAMPTZ '1969-12-31 23:59:59.999999+00'
+              UNION ALL SELECT TIMESTAMPTZ '1970-01-01 00:00:00+00'
+              UNION ALL SELECT TIMESTAMPTZ '2025-04-01 10:00:00+02'
+              UNION ALL SELECT NULL::TIMESTAMPTZ)"""
+    ).fetchone()
+    assert rows == 900_004 and differ == 0
 
 
 @pytest.mark.parametrize(

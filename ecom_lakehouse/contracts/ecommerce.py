@@ -15,7 +15,7 @@ ORDER_TIME_RULES = (
         "order_timestamp_in_range",
         "order_timestamp BETWEEN TIMESTAMP '2000-01-01 00:00:00' AND now() + INTERVAL 1 DAY",
     ),
-    Rule("date_matches_order_timestamp", "date = CAST(order_timestamp AS DATE)"),
+    Rule("date_matches_order_timestamp", "date = to_date(order_timestamp)"),
 )
 
 PRODUCTS = DatasetContract(

@@ -113,6 +113,8 @@ RESCUED_COLUMN = Column(
 class Rule:
     """A business rule: a SQL boolean expression over the typed columns, written in the SQL
     that DuckDB (validation) and Spark (the Spark job) both read, with timestamps in UTC.
+    ``to_date(ts)`` gives a timestamp's UTC day in both (validation defines it for DuckDB,
+    faster than its ``CAST(ts AS DATE)``).
 
     A row breaks the rule when the expression is false; NULL counts as passing, because
     missing values are the job of the `required` flag, not of every rule.

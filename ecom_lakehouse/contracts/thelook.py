@@ -32,7 +32,7 @@ def _created_date(what: str) -> Column:
         "created_date",
         "date",
         description=f"The UTC date the {what} was created; the partition column.",
-        derived="CAST(created_at AS DATE)",
+        derived="to_date(created_at)",
     )
 
 

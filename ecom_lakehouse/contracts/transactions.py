@@ -41,7 +41,7 @@ TRANSACTIONS = DatasetContract(
             "transaction_date",
             "date",
             description="The UTC date of the transaction; the partition column.",
-            derived="CAST(timestamp AS DATE)",
+            derived="to_date(timestamp)",
         ),
     ),
     primary_key="transaction_id",

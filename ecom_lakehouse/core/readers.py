@@ -324,6 +324,7 @@ def is_plain_scalar(type_: pa.DataType) -> bool:
         pa.types.is_string(type_)
         or pa.types.is_integer(type_)
         or pa.types.is_floating(type_)
+        or pa.types.is_decimal(type_)
         or pa.types.is_boolean(type_)
         or pa.types.is_date(type_)
         or pa.types.is_timestamp(type_)
@@ -352,7 +353,8 @@ def _read_jsonl(source: Source, expected: set[str]) -> Iterator[RawPart]:
     row; the other lines load."""
     head = _head(source, HEAD_BYTES).lstrip()
     data: bytes | None = None
-    if head[:1] in (b"[", b"{"):  # an array of records, or maybe one object over many lines
+    if head[:1] == b"[" or (head[:1] == b"{" and not _whole_first_line(head)):
+        # an array of records, or maybe one object over many lines
         data = source.read_bytes() if isinstance(source, Path) else source
         try:
             whole = json.loads(data)
@@ -378,6 +380,17 @@ def _read_jsonl(source: Source, expected: set[str]) -> Iterator[RawPart]:
         return
     table = _scalars_or_text(table)
     yield RawPart(None, list(table.column_names), _positional(table, first_row=1))
+
+
+def _whole_first_line(head: bytes) -> bool:
+    """Whether the first line is a JSON value of its own (a JSON lines file: not parsed
+    whole, which for a large file cost more than reading it)."""
+    line = head.split(b"\n", 1)[0]
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 def _records_table(records: list[dict]) -> pa.Table:
