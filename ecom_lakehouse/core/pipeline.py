@@ -249,7 +249,9 @@ def validate_batch(
                 lake.delete(layout.batch_manifest_key(contract.name, batch_id))
             return batch
         rows = _stamped(checked.valid, [by_key[c.file_key] for c in checked.files])
-        _write_parquet(lake, batch.key, rows, scratch)
+        # read once by the merge, then deleted: written fast rather than small (snappy, which
+        # Spark reads too, writes and reads 2M rows in 0.24 s; zstd took 0.32 s at half the size)
+        _write_parquet(lake, batch.key, rows, scratch, compression="snappy")
     # After the rows: a manifest is only ever found beside the rows it describes.
     manifest = "".join(manifest_line(f.upload, f.counts) for f in accepted if f.upload)
     lake.write(layout.batch_manifest_key(contract.name, batch_id), manifest.encode())
@@ -417,10 +419,12 @@ def _scratch() -> Iterator[Path]:
         yield Path(folder)
 
 
-def _write_parquet(lake: Lake, key: str, table: pa.Table, scratch: Path) -> None:
+def _write_parquet(
+    lake: Lake, key: str, table: pa.Table, scratch: Path, compression: str = "zstd"
+) -> None:
     # A name of its own: the landed file sits in the same folder, under whatever name it has.
     with tempfile.NamedTemporaryFile(dir=scratch, suffix=".parquet") as local:
-        pq.write_table(table, local.name, compression="zstd")
+        pq.write_table(table, local.name, compression=compression)
         lake.write(key, Path(local.name))
 
 
