@@ -366,7 +366,8 @@ def _stamped(valid: pa.Table, files: list[FileValidation]) -> pa.Table:
     keys = pa.array([f.file_key for f in files], pa.string())
     versions = pa.array([f.upload.version if f.upload else None for f in files], pa.int64())
     accepted = pa.array([f.upload is not None for f in files], pa.bool_())
-    valid = valid.filter(pc.take(accepted, valid.column(FILE_INDEX)))
+    if not all(f.upload is not None for f in files):  # a filter copies every row
+        valid = valid.filter(pc.take(accepted, valid.column(FILE_INDEX)))
     index = valid.column(FILE_INDEX)
     source = pa.chunked_array(
         [pa.DictionaryArray.from_arrays(chunk, keys) for chunk in index.chunks],

@@ -286,9 +286,27 @@ POSITION = f"{FILE_INDEX}, {SOURCE_SHEET}, {SHEET_INDEX}, {SOURCE_ROW}"
 PLACE = (FILE_INDEX, SHEET_INDEX, SOURCE_ROW)
 
 
+def typed_in_arrow(contract: DatasetContract, raw_types: dict[str, pa.DataType]) -> dict[str, str]:
+    """The validated columns whose typed values ``raw`` already holds (by the raw column that
+    holds them): those Arrow typed (``pretyped``), cells of the contract's own type that the
+    SQL would cast to themselves (not text: the SQL trims text), and the rescued data. The
+    checks' SQL computes only the others; these are never copied through it."""
+    held = {}
+    for column in contract.source_columns:
+        raw = RAW_PREFIX + column.name
+        if PRETYPED + column.name in raw_types:
+            held[column.name] = PRETYPED + column.name
+        elif raw_types[raw] == column.arrow_type and not pa.types.is_string(column.arrow_type):
+            held[column.name] = raw
+    held[RESCUED_DATA] = RAW_PREFIX + RESCUED_DATA
+    return held
+
+
 def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType]) -> str:
-    """Over a batch of parts (``raw``, whose columns have ``raw_types``): the typed columns, the
-    position, and a reason that is NULL when the row breaks no type, required or business rule."""
+    """Over a batch of parts (``raw``, whose columns have ``raw_types``): the typed columns that
+    ``raw`` does not already hold (see ``typed_in_arrow``), the row's place, and a reason that
+    is NULL when the row breaks no type, required or business rule. Rows come out in ``raw``'s
+    order (DuckDB keeps insertion order)."""
     kinds = [(raw_types[RAW_PREFIX + c.name], c) for c in contract.source_columns]
     typed = ",\n  ".join(
         f"{_typed(c.name, c.sql_type, t, PRETYPED + c.name in raw_types)} AS {_q(c.name)}"
@@ -320,13 +338,31 @@ def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType])
             checks.append(f"CASE WHEN {present} IS NULL THEN '{c.name}: required' END")
     for rule in contract.rules:
         checks.append(f"CASE WHEN NOT coalesce(({rule.sql}), TRUE) THEN 'rule {rule.name}' END")
-    names = ", ".join(_q(c) for c in contract.validated_column_names)
+    held = typed_in_arrow(contract, raw_types)
+    names = "".join(f"{_q(c)}, " for c in contract.validated_column_names if c not in held)
     return f"""
 WITH typed AS (SELECT {typed}, {rescued_data}, {raw_cols}, {POSITION} FROM raw),
 derived AS (SELECT *{derived} FROM typed)
-SELECT {names}, {POSITION}, NULLIF(concat_ws('; ', {", ".join(checks)}), '') AS {REASON}
+SELECT {names}{SOURCE_ROW}, NULLIF(concat_ws('; ', {", ".join(checks)}), '') AS {REASON}
 FROM derived
 """
+
+
+def checked_rows(contract: DatasetContract, raw: pa.Table, computed: pa.Table) -> pa.Table:
+    """The validated columns of a batch, taken from ``raw`` where it holds them typed and from
+    the checks' result (``computed``, in ``raw``'s row order) otherwise; the row's place, and
+    the reason."""
+    if not computed.column(SOURCE_ROW).equals(raw.column(SOURCE_ROW)):
+        raise RuntimeError("the row checks returned the rows in another order than read")
+    raw_types = dict(zip(raw.column_names, raw.schema.types, strict=True))
+    held = typed_in_arrow(contract, raw_types)
+    names = [*contract.validated_column_names, FILE_INDEX, SOURCE_SHEET, SHEET_INDEX, SOURCE_ROW]
+    columns = [
+        raw.column(held[name]) if name in held else computed.column(name)
+        for name in contract.validated_column_names
+    ]
+    columns += [raw.column(name) for name in (FILE_INDEX, SOURCE_SHEET, SHEET_INDEX, SOURCE_ROW)]
+    return pa.table([*columns, computed.column(REASON)], names=[*names, REASON])
 
 
 def superseded_sql(contract: DatasetContract) -> str:
@@ -450,7 +486,9 @@ class _RowChecker:
         raw_types = dict(zip(raw.column_names, raw.schema.types, strict=True))
         con.register("raw", raw)
         try:
-            checked = _arrow(con.execute(row_checks_sql(contract, raw_types)))
+            computed = _arrow(con.execute(row_checks_sql(contract, raw_types)))
+            checked = checked_rows(contract, raw, computed)
+            del computed
             reasons = checked.column(REASON)
             if reasons.null_count == checked.num_rows:  # every row is good: no copy
                 self.good.append(checked.drop_columns([REASON]))
@@ -578,6 +616,7 @@ def validate_files(
                     check.rows_read += raw.num_rows
                     pending.append(raw)
                     pending_rows += raw.num_rows
+                    del part, raw  # the batch holds the rows until they are checked, no longer
                     if pending_rows >= BATCH_ROWS:
                         checker.submit(pending)
                         pending, pending_rows = [], 0
@@ -592,6 +631,7 @@ def validate_files(
                 pending_rows = sum(t.num_rows for t in pending)
         if pending:
             checker.submit(pending)
+            del pending
         checker.wait()
         valid, rejected = checker.results()
     finally:
