@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -206,3 +207,32 @@ def test_a_table_that_keeps_changing_under_a_load_fails_it_saying_so(tmp_path, m
         merge(uri, batch(order(20)), "b", 2)
     assert 20 not in amounts(uri)  # nothing of it was written
     assert len(amounts(uri)) == 1 + delta.COMMIT_ATTEMPTS  # the other writer's rows all landed
+
+
+@pytest.mark.parametrize("fresh_table", [True, False])
+def test_a_batch_read_from_its_file_loads_as_the_same_rows_in_memory(tmp_path, fresh_table):
+    """The validated batch's Parquet file is streamed into an append (never read whole) and
+    read whole for a MERGE or when two files of the batch share a key; either way the table is
+    what the rows in memory make, and a batch written before the contract gained a column reads
+    NULL there."""
+    rows = [order(1, DAY1), order(2, DAY2, amount=5), order(3, DAY1)]
+    a = with_source(ORDERS, batch(*rows), Upload("a", "e", 1))
+    b = with_source(ORDERS, batch(order(3, DAY2, amount=7), order(4, DAY2)), Upload("b", "e", 2))
+    rows_of_batch = pa.concat_tables([a, b]).drop_columns(["user_id"])  # an older contract
+    path = tmp_path / "batch.parquet"
+    pq.write_table(rows_of_batch, path)
+    results = []
+    for name, source in (("file", path), ("memory", rows_of_batch)):
+        lake = Lake(str(tmp_path / name))
+        if not fresh_table:
+            merge_upload(ORDERS, lake, batch(order(1, DAY1, amount=1)), Upload("z", "e", 0))
+        uploads = [Upload("a", "e", 1), Upload("b", "e", 2)]
+        outcome = delta.merge_batch(ORDERS, lake, source, uploads)
+        uri = table_uri(tmp_path / name)
+        results.append((outcome, table(uri, "order_id, total_amount, user_id, date")))
+    assert results[0] == results[1]
+    (outcome, loaded) = results[0]
+    assert (outcome.inserted + outcome.updated, outcome.stale) == (4, 1)
+    assert [r[:2] for r in loaded] == [(1, Decimal("10.50")), (2, Decimal("5.00")),
+                                       (3, Decimal("7.00")), (4, Decimal("10.50"))]  # fmt: skip
+    assert {r[2] for r in loaded if r[0] != 1 or fresh_table} == {None}

@@ -455,9 +455,8 @@ def load_batch(
     uploads = batch_uploads(lake, contract, batch_id)
     with _scratch() as scratch:
         local, _ = lake.download(layout.validated_batch_key(contract.name, batch_id), scratch)
-        rows = pq.read_table(local)
-    note = CommitNote(run_id, batch_id)
-    return LoadedBatch(merge_batch(contract, lake, rows, uploads, note), uploads)
+        note = CommitNote(run_id, batch_id)
+        return LoadedBatch(merge_batch(contract, lake, local, uploads, note), uploads)
 
 
 @dataclass(frozen=True)
