@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -46,6 +47,24 @@ QUIET_LOGGERS = ("ecom_lakehouse.notify", "fastexcel")
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """The e-commerce lakehouse. The lake is LAKEHOUSE_URI (default: ./.lakehouse)."""
+
+
+def run() -> None:
+    """The console script: the commands, then an exit that skips tearing down the interpreter.
+    Once a command is done everything it wrote is written and closed (files and connections by
+    their context managers); Python's clean-up of dagster's thousands of modules and objects
+    after that took ~0.5 s of every command (a third of ``ingest``'s on a small file)."""
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
+        if done.code is not None and not isinstance(done.code, int):
+            print(done.code, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @main.command()
