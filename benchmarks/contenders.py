@@ -97,12 +97,13 @@ def _lake_with_raw(input_dir: Path, work_dir: Path) -> Path:
 def project_in_process(input_dir: Path, work_dir: Path) -> Load:
     """This project's real code path without Dagster: validate (rejects), merge, checks,
     archive, catalog."""
-    from ecom_lakehouse.core import duckdb_sql, layout
-    from ecom_lakehouse.core.checks import evaluate_checks, table_checks
-    from ecom_lakehouse.core.delta import table_row_count
-    from ecom_lakehouse.core.memory import release_freed_memory
+    from ecom_lakehouse.core.lake import layout
+    from ecom_lakehouse.core.lake.memory import release_freed_memory
+    from ecom_lakehouse.core.lake.storage import Lake
     from ecom_lakehouse.core.pipeline import archive_batch, load_batch, validate_batch
-    from ecom_lakehouse.core.storage import Lake
+    from ecom_lakehouse.core.sql import duckdb_sql
+    from ecom_lakehouse.core.sql.checks import evaluate_checks, table_checks
+    from ecom_lakehouse.core.tables.delta import table_row_count
     from ecom_lakehouse.resources.catalogs import DuckDbCatalog
 
     lake = Lake(str(_lake_with_raw(input_dir, work_dir)))
@@ -141,7 +142,7 @@ def project_dagster(input_dir: Path, work_dir: Path) -> Load:
     import dagster as dg
 
     from ecom_lakehouse.definitions import build_defs
-    from ecom_lakehouse.runner import ingest
+    from ecom_lakehouse.runner.ingest import ingest
 
     defs = build_defs({"LAKEHOUSE_URI": str(_lake_with_raw(input_dir, work_dir))})
 
@@ -161,9 +162,9 @@ def project_spark(input_dir: Path, work_dir: Path) -> Load:
     clock (on Glue it is the job's start-up, not the load's)."""
     from pyspark.sql import SparkSession
 
-    from ecom_lakehouse.core import layout
+    from ecom_lakehouse.core.lake import layout
+    from ecom_lakehouse.core.lake.storage import Lake
     from ecom_lakehouse.core.pipeline import validate_batch
-    from ecom_lakehouse.core.storage import Lake
     from ecom_lakehouse.spark.batch import prepare, read_uploads, read_validated
     from ecom_lakehouse.spark.job import TABLES
     from ecom_lakehouse_tests.jvm import spark_confs

@@ -18,7 +18,8 @@ import json, sys, time
 t0 = time.perf_counter()
 import dagster as dg
 from ecom_lakehouse.definitions import build_defs
-from ecom_lakehouse.runner import Timings, ingest
+from ecom_lakehouse.runner.session import Timings
+from ecom_lakehouse.runner.ingest import ingest
 t1 = time.perf_counter()
 defs = build_defs()
 with dg.DagsterInstance.ephemeral() as instance:

@@ -11,9 +11,10 @@ import dagster as dg
 import duckdb
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import duckdb_sql, layout
-from ecom_lakehouse.core.duckdb_catalog import CatalogMissing, open_catalog
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_sql
+from ecom_lakehouse.core.sql.duckdb_catalog import CatalogMissing, open_catalog
 from ecom_lakehouse.names import FILE_TAG
 from ecom_lakehouse_tests.dagster_dev import dagster_dev_process
 

@@ -21,10 +21,14 @@ from deltalake import DeltaTable, write_deltalake
 
 from benchmarks.run import settle
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import merge_upload, open_or_create, with_every_validated_column
-from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.core.uploads import Upload
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.lake.uploads import Upload
+from ecom_lakehouse.core.tables.delta import (
+    merge_upload,
+    open_or_create,
+    with_every_validated_column,
+)
 
 ITEMS = CONTRACTS["order_items"]
 START = date(2024, 1, 1)

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from ecom_lakehouse.core import duckdb_sql, layout
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.generators.transactions import tick_files
 from ecom_lakehouse_tests.dagster_dev import (
     dagster_dev_process,

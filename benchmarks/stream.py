@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.json as pajson
 from deltalake import write_deltalake
 
-from ecom_lakehouse.core.duckdb_catalog import CatalogMissing, open_catalog
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql.duckdb_catalog import CatalogMissing, open_catalog
 from ecom_lakehouse.generators.transactions import generate
 from ecom_lakehouse_tests.dagster_dev import dagster_dev_process, free_port
 

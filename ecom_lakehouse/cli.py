@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from ecom_lakehouse.core.reports import FileReport, KpiReport
 from ecom_lakehouse.resources.settings import debug, lake_from_env
+from ecom_lakehouse.runner.reports import FileReport, KpiReport
 
 
 class UnexpectedError(click.ClickException):
@@ -57,10 +57,10 @@ def run() -> None:
     try:
         main()
         code = 0
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
-        if done.code is not None and not isinstance(done.code, int):
-            print(done.code, file=sys.stderr)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+        if exit_.code is not None and not isinstance(exit_.code, int):
+            print(exit_.code, file=sys.stderr)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -79,8 +79,8 @@ def ingest(ctx: click.Context, verbose: bool) -> None:
     1 if a file was rejected or failed (it needs a person), 0 when every file loaded.
     """
     from ecom_lakehouse.definitions import build_defs
-    from ecom_lakehouse.runner import ingest as run_ingest
-    from ecom_lakehouse.runner import instance_for_cli
+    from ecom_lakehouse.runner.ingest import ingest as run_ingest
+    from ecom_lakehouse.runner.session import instance_for_cli
 
     ctx.meta[VERBOSE] = verbose
     if not verbose:  # the lines below say it all; the log notifier would say it twice
@@ -139,8 +139,9 @@ def reprocess(ctx: click.Context, files: tuple[str, ...], verbose: bool) -> None
     archived/ (or rejected/, with its reason). One run per dataset and landing day. Exits as
     ingest does."""
     from ecom_lakehouse.definitions import build_defs
-    from ecom_lakehouse.runner import NotFound, instance_for_cli
-    from ecom_lakehouse.runner import reprocess as run_reprocess
+    from ecom_lakehouse.runner.reprocess import NotFound
+    from ecom_lakehouse.runner.reprocess import reprocess as run_reprocess
+    from ecom_lakehouse.runner.session import instance_for_cli
 
     ctx.meta[VERBOSE] = verbose
     if not verbose:
@@ -159,8 +160,8 @@ def reprocess(ctx: click.Context, files: tuple[str, ...], verbose: bool) -> None
 
 def files_left_in_raw() -> list[str]:
     """The files in raw/ that belong to no dataset (the sensor leaves them alone)."""
-    from ecom_lakehouse.core import layout
-    from ecom_lakehouse.core.landing import RawCursor, scan
+    from ecom_lakehouse.core.lake import layout
+    from ecom_lakehouse.core.lake.landing import RawCursor, scan
 
     return sorted(scan(lake_from_env().list(layout.RAW), RawCursor(), timedelta(0)).unroutable)
 
@@ -195,8 +196,8 @@ def maintain(
     nightly schedule runs). Prints a line per table; exits 1 if one failed."""
     from ecom_lakehouse.contracts import table_specs
     from ecom_lakehouse.definitions import build_defs
-    from ecom_lakehouse.runner import instance_for_cli
-    from ecom_lakehouse.runner import maintain as run_maintain
+    from ecom_lakehouse.runner.maintain import maintain as run_maintain
+    from ecom_lakehouse.runner.session import instance_for_cli
 
     ctx.meta[VERBOSE] = verbose
     specs = {spec.name: spec for spec in table_specs()}
@@ -222,10 +223,11 @@ def status() -> None:
     from datetime import UTC
 
     from ecom_lakehouse.contracts import CONTRACTS, table_specs
-    from ecom_lakehouse.core.status import freshness_now, table_status
     from ecom_lakehouse.definitions import build_defs
     from ecom_lakehouse.names import FRESHNESS_CHECK
-    from ecom_lakehouse.runner import instance_for_cli, latest_checks
+    from ecom_lakehouse.runner.checks import latest_checks
+    from ecom_lakehouse.runner.session import instance_for_cli
+    from ecom_lakehouse.runner.status import freshness_now, table_status
 
     lake = lake_from_env()
     now = datetime.now(UTC)
@@ -251,7 +253,7 @@ def query(sql: str, fmt: str) -> None:
     rejected_<dataset>)."""
     import duckdb
 
-    from ecom_lakehouse.core.duckdb_catalog import CatalogMissing
+    from ecom_lakehouse.core.sql.duckdb_catalog import CatalogMissing
     from ecom_lakehouse.resources import build_resources
     from ecom_lakehouse.resources.catalogs import Catalog
 
@@ -369,7 +371,7 @@ def monitoring_template() -> None:
     freshness or adding a dataset (a test fails until the file matches).
     """
     from ecom_lakehouse.contracts import CONTRACTS
-    from ecom_lakehouse.core.cloudwatch import monitoring_template_yaml
+    from ecom_lakehouse.resources.cloudwatch import monitoring_template_yaml
 
     click.echo(monitoring_template_yaml(CONTRACTS.values()), nl=False)
 

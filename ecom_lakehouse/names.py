@@ -141,8 +141,8 @@ def check_unique(contracts: Iterable[DatasetContract], kpis: Iterable[KpiTable] 
     """Every asset key, job and pool name is made by one dataset or KPI only."""
     made: Counter[str] = Counter()
     for contract in contracts:
-        n = names_of(contract)
-        made.update({k.to_user_string() for k in n.asset_keys} | {n.ingest_job, n.pool})
+        names = names_of(contract)
+        made.update({k.to_user_string() for k in names.asset_keys} | {names.ingest_job, names.pool})
     for kpi in kpis:
         k = kpi_names(kpi)
         made.update({k.table.to_user_string(), k.catalog.to_user_string(), k.pool})

@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.definitions import build_defs
 from ecom_lakehouse.defs.ingest import ingest_run_config
 from ecom_lakehouse.names import names_of

@@ -40,11 +40,12 @@ def after(owner: Any, name: str, when: Callable[..., bool] = lambda *a, **k: Tru
 def install(point: str) -> None:
     import obstore
 
-    from ecom_lakehouse.core import duckdb_catalog, pipeline
-    from ecom_lakehouse.defs import ingest
+    from ecom_lakehouse.core import pipeline
+    from ecom_lakehouse.core.sql import duckdb_catalog
+    from ecom_lakehouse.defs.ingest import validated
 
     if point == "after_validation":
-        after(ingest, "validate_batch")
+        after(validated, "validate_batch")
     elif point == "after_commit":
         after(pipeline, "merge_batch")
     elif point == "during_archive":

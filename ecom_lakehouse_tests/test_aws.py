@@ -16,15 +16,15 @@ import dagster as dg
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.checks import render, table_checks
-from ecom_lakehouse.core.landing import RawCursor, scan
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.landing import RawCursor, scan
 from ecom_lakehouse.core.pipeline import batch_uploads, validate_batch
+from ecom_lakehouse.core.sql.checks import render, table_checks
 from ecom_lakehouse.definitions import build_defs
 from ecom_lakehouse.generators import transactions
 from ecom_lakehouse.resources import build_resources
 from ecom_lakehouse.resources.sql_engines import AthenaSqlEngine
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import (
     REGION,
     archived_files,

@@ -6,11 +6,11 @@ import json
 import dagster as dg
 from deltalake import DeltaTable
 
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.definitions import build_defs
 from ecom_lakehouse.names import FILES_TAG, RAW_SENSOR
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import (
     archived_files,
     commits_per_upload,

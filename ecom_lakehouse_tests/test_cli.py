@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core.readers import read_parts
+from ecom_lakehouse.core.read.readers import read_parts
 from ecom_lakehouse_tests.conftest import land
 
 CLI = str(Path(sys.executable).parent / "ecom-lakehouse")

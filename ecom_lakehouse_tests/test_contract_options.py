@@ -20,9 +20,9 @@ from ecom_lakehouse.contracts import (
     register,
     registered,
 )
-from ecom_lakehouse.core.checks import table_checks
+from ecom_lakehouse.core.sql.checks import table_checks
 from ecom_lakehouse.definitions import build_defs
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import land, query
 from ecom_lakehouse_tests.files import csv_bytes
 

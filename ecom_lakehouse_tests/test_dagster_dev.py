@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ecom_lakehouse.core import duckdb_sql, layout
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.generators import thelook
 from ecom_lakehouse.generators.ecommerce import generate
 from ecom_lakehouse_tests.conftest import archived_files, files_under, land, query

@@ -11,13 +11,15 @@ import pytest
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import delta, duckdb_sql, layout
-from ecom_lakehouse.core.delta import merge_upload, table_row_count, with_source
-from ecom_lakehouse.core.key_locations import locate_keys
-from ecom_lakehouse.core.readers import read_parts
-from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.core.uploads import Upload
-from ecom_lakehouse.core.validation import validate
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.lake.uploads import Upload
+from ecom_lakehouse.core.read.readers import read_parts
+from ecom_lakehouse.core.sql import duckdb_sql
+from ecom_lakehouse.core.tables import delta
+from ecom_lakehouse.core.tables.delta import merge_upload, table_row_count, with_source
+from ecom_lakehouse.core.tables.key_locations import locate_keys
+from ecom_lakehouse.core.validate.validation import validate
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 
 ORDERS = CONTRACTS["orders"]

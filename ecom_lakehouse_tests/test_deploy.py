@@ -18,11 +18,11 @@ from cfnlint.decode import cfn_yaml
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.cloudwatch import METRICS, NAMESPACE, monitoring_template_yaml
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.generators.ecommerce import generate
 from ecom_lakehouse.names import names_of
+from ecom_lakehouse.resources.cloudwatch import METRICS, NAMESPACE, monitoring_template_yaml
 from ecom_lakehouse_tests.conftest import files_under
 from ecom_lakehouse_tests.dagster_dev import post_graphql, running_dagster_dev
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import (
     Stack,
     archived_files,

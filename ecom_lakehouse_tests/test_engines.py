@@ -16,10 +16,10 @@ import pytest
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS, LOADED_AT, DatasetContract
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.duckdb_sql import connect
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.pipeline import validate_batch
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.sql.duckdb_sql import connect
 from ecom_lakehouse.generators.transactions import generate
 from ecom_lakehouse.spark.batch import prepare, read_uploads, read_validated
 from ecom_lakehouse.spark.job import TABLES

@@ -13,12 +13,12 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from ecom_lakehouse.contracts import CONTRACTS, RESCUED_DATA, SOURCE_FILE, Column
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.evolution import SchemaChangeRefused, columns_to_add
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.pipeline import load_batch, validate_batch
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.tables.evolution import SchemaChangeRefused, columns_to_add
 from ecom_lakehouse.names import FAILED_RUNS_SENSOR
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import Stack, files_under, land, local_stack, query
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from ecom_lakehouse.contracts import CONTRACTS, KPIS
-from ecom_lakehouse.core.kpis import refresh
+from ecom_lakehouse.core.kpis.refresh import refresh
 from ecom_lakehouse.resources.kpi_sinks import DynamoDbKpiSink
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import (
     REGION,
     Stack,

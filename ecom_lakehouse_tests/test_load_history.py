@@ -12,14 +12,15 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 
 from ecom_lakehouse.contracts import Column, DatasetContract, registered
-from ecom_lakehouse.core import history
-from ecom_lakehouse.core.delta import lake_has_table
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.tables import history
+from ecom_lakehouse.core.tables.delta import lake_has_table
 from ecom_lakehouse.definitions import build_defs
-from ecom_lakehouse.defs import ingest as ingest_module
+from ecom_lakehouse.defs.ingest import config as ingest_config
 from ecom_lakehouse.defs.reports import reports_for_run
 from ecom_lakehouse.names import RAW_SENSOR
-from ecom_lakehouse.runner import ingest, reprocess
+from ecom_lakehouse.runner.ingest import ingest
+from ecom_lakehouse.runner.reprocess import reprocess
 from ecom_lakehouse_tests.conftest import (
     archived_files,
     files_under,
@@ -230,7 +231,7 @@ def test_a_day_run_that_fails_before_it_knows_its_files_is_still_reported(
     def unlistable(*args, **kwargs):
         raise OSError("the bucket could not be listed")
 
-    monkeypatch.setattr(ingest_module, "files_landed_on", unlistable)
+    monkeypatch.setattr(ingest_config, "files_landed_on", unlistable)
     defs = build_defs({"LAKEHOUSE_URI": str(lake_dir)})
     result = ingest_job_run(defs, instance, "orders", raise_on_error=False)
     assert not result.success

@@ -7,12 +7,12 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.duckdb_catalog import rebuild_catalog
-from ecom_lakehouse.core.duckdb_sql import connect
-from ecom_lakehouse.core.maintenance import maintain_table
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.pipeline import load_batch, validate_batch
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.sql.duckdb_catalog import rebuild_catalog
+from ecom_lakehouse.core.sql.duckdb_sql import connect
+from ecom_lakehouse.core.tables.maintenance import maintain_table
 from ecom_lakehouse.definitions import build_defs
 from ecom_lakehouse.generators.transactions import generate
 from ecom_lakehouse.names import MAINTENANCE_JOB, MAINTENANCE_SCHEDULE, maintenance_op, table_pool

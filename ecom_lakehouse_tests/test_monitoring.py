@@ -10,7 +10,12 @@ from pathlib import Path
 import dagster as dg
 
 from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
-from ecom_lakehouse.core.status import (
+from ecom_lakehouse.defs.monitoring import freshness_checks
+from ecom_lakehouse.generators.transactions import generate
+from ecom_lakehouse.names import FRESHNESS_SENSOR, names_of
+from ecom_lakehouse.runner.checks import check_outcome
+from ecom_lakehouse.runner.ingest import ingest
+from ecom_lakehouse.runner.status import (
     FAILED,
     NOT_RUN,
     PASSED,
@@ -18,10 +23,6 @@ from ecom_lakehouse.core.status import (
     TableStatus,
     freshness_now,
 )
-from ecom_lakehouse.defs.monitoring import freshness_checks
-from ecom_lakehouse.generators.transactions import generate
-from ecom_lakehouse.names import FRESHNESS_SENSOR, names_of
-from ecom_lakehouse.runner import check_outcome, ingest
 from ecom_lakehouse_tests.conftest import land, local_stack, today
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order
 from ecom_lakehouse_tests.test_promises import CLI, cli_env

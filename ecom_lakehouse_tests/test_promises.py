@@ -13,9 +13,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ecom_lakehouse.core.readers import read_parts
-from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.read.readers import read_parts
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import (
     Stack,
     archived_files,

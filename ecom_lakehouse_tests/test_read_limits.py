@@ -9,10 +9,10 @@ import zipfile
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.definitions import build_defs
 from ecom_lakehouse.resources.settings import physical_memory, read_limits
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import archived_files, land, query
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order, xlsx_bytes
 

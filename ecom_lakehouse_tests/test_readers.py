@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ecom_lakehouse.core.readers import UnreadableFile, detect_format, read_parts
+from ecom_lakehouse.core.read.readers import UnreadableFile, detect_format, read_parts
 from ecom_lakehouse_tests.conftest import shared_file
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, jsonl_bytes, order, xlsx_bytes
 

@@ -2,9 +2,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ecom_lakehouse.core.landing import RawCursor, batches
-from ecom_lakehouse.core.landing import scan as scan_with
-from ecom_lakehouse.core.storage import ObjectInfo
+from ecom_lakehouse.core.lake.landing import RawCursor, batches
+from ecom_lakehouse.core.lake.landing import scan as scan_with
+from ecom_lakehouse.core.lake.storage import ObjectInfo
 from ecom_lakehouse.defs.ingest import landing_days
 from ecom_lakehouse.defs.sensors import day_partition
 from ecom_lakehouse.names import FILE_TAG, RAW_SENSOR

@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.evolution import SchemaChangeRefused
-from ecom_lakehouse.core.merge_spec import KeyRange, merge_statement
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.pipeline import load_batch, validate_batch
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.tables.evolution import SchemaChangeRefused
+from ecom_lakehouse.core.tables.merge_spec import KeyRange, merge_statement
 from ecom_lakehouse.spark import package
 from ecom_lakehouse.spark.batch import BatchRejected, prepare, read_uploads, read_validated
 from ecom_lakehouse.spark.tables import (

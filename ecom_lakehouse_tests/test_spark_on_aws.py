@@ -18,8 +18,8 @@ import pytest
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.defs.ingest import ingest_definitions, ingest_run_config, landing_days
 from ecom_lakehouse.names import names_of
 from ecom_lakehouse.resources import build_resources

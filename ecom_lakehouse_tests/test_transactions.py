@@ -13,12 +13,12 @@ import dagster as dg
 import pytest
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core.readers import read_parts
-from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.core.validation import validate
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.read.readers import read_parts
+from ecom_lakehouse.core.validate.validation import validate
 from ecom_lakehouse.generators import transactions as generator
 from ecom_lakehouse.names import GENERATOR_JOB, GENERATOR_SCHEDULE
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import archived_files, files_under, land, query
 
 TRANSACTIONS = CONTRACTS["transactions"]

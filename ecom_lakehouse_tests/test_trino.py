@@ -14,11 +14,11 @@ import dagster as dg
 import pytest
 
 from ecom_lakehouse.contracts import CONTRACTS, KPIS, registered, table_specs
-from ecom_lakehouse.core.checks import render, table_checks
-from ecom_lakehouse.core.kpis import kpi_checks, render_kpi_sql
+from ecom_lakehouse.core.kpis.refresh import kpi_checks, render_kpi_sql
+from ecom_lakehouse.core.sql.checks import render, table_checks
 from ecom_lakehouse.generators import transactions
 from ecom_lakehouse.resources.sql_engines import AthenaSqlEngine, DuckDbSqlEngine
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import (
     REGION,
     Stack,

@@ -7,9 +7,14 @@ import pyarrow as pa
 import pytest
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import validation
-from ecom_lakehouse.core.readers import read_parts
-from ecom_lakehouse.core.validation import InvalidSchema, has_repeats, header_mapping, validate
+from ecom_lakehouse.core.read.readers import read_parts
+from ecom_lakehouse.core.validate import validation
+from ecom_lakehouse.core.validate.validation import (
+    InvalidSchema,
+    has_repeats,
+    header_mapping,
+    validate,
+)
 from ecom_lakehouse_tests.conftest import shared_file
 from ecom_lakehouse_tests.files import ORDERS_HEADER, csv_bytes, order, xlsx_bytes
 

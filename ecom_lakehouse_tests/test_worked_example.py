@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from ecom_lakehouse.contracts import DatasetContract, registered
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import Stack, land, query
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "datasets.md").read_text()

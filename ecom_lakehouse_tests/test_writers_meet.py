@@ -8,12 +8,13 @@ exactly its uploads."""
 
 import dagster as dg
 
-from ecom_lakehouse.core import duckdb_sql, layout
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.definitions import build_defs
 from ecom_lakehouse.defs.reports import reports_for_run
 from ecom_lakehouse.names import RAW_SENSOR
-from ecom_lakehouse.runner import ingest
+from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import (
     archived_files,
     files_under,

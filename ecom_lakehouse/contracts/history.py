@@ -1,6 +1,6 @@
 """``load_history``: the record of every upload attempt, a table the lakehouse writes beside
 the datasets (what Auto Loader's ``cloud_files_state`` and Snowflake's ``COPY_HISTORY`` are).
-Its columns are declared here once; ``core/history.py`` writes it."""
+Its columns are declared here once; ``core/tables/history.py`` writes it."""
 
 from __future__ import annotations
 

@@ -157,7 +157,7 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class Maintenance:
-    """How a table is kept (``core/maintenance.py``): small files compacted per partition
+    """How a table is kept (``core/tables/maintenance.py``): small files compacted per partition
     toward ``target_file_mb``; with ``z_order_by``, rewritten so that files hold disjoint
     ranges of those columns (what readers' and the merge's file skipping use: worth it where
     rows do not arrive clustered by them, as a product table's keys). VACUUM's retention is

@@ -28,12 +28,11 @@ import pyarrow.parquet as pq
 
 from ecom_lakehouse.contracts import SOURCE_FILE, SOURCE_VERSION, DatasetContract
 from ecom_lakehouse.contracts.history import REJECTED, SKIPPED
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import CommitNote, merge_batch
-from ecom_lakehouse.core.history import Attempt, FileCounts, manifest_line
-from ecom_lakehouse.core.memory import release_freed_memory
-from ecom_lakehouse.core.merge_spec import MergeOutcome
-from ecom_lakehouse.core.readers import (
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.memory import release_freed_memory
+from ecom_lakehouse.core.lake.storage import Lake, ObjectChanged, ObjectInfo
+from ecom_lakehouse.core.lake.uploads import Upload, millis
+from ecom_lakehouse.core.read.readers import (
     NO_LIMITS,
     FileTooLarge,
     RawPart,
@@ -44,9 +43,10 @@ from ecom_lakehouse.core.readers import (
     detect_format,
     iter_parts,
 )
-from ecom_lakehouse.core.storage import Lake, ObjectChanged, ObjectInfo
-from ecom_lakehouse.core.uploads import Upload, millis
-from ecom_lakehouse.core.validation import (
+from ecom_lakehouse.core.tables.delta import CommitNote, merge_batch
+from ecom_lakehouse.core.tables.history import Attempt, FileCounts, manifest_line
+from ecom_lakehouse.core.tables.merge_spec import MergeOutcome
+from ecom_lakehouse.core.validate.validation import (
     FILE_INDEX,
     FileCheck,
     InvalidSchema,
@@ -235,13 +235,13 @@ def validate_batch(
         )
         checked = validate_files(contract, found)
         for check in checked.files:
-            done = by_key[check.file_key]
-            done.check = check
+            file = by_key[check.file_key]
+            file.check = check
             if isinstance(check.error, InvalidSchema | UnreadableFile):
                 kind: layout.FileRejection = (
                     "invalid_schema" if isinstance(check.error, InvalidSchema) else "unreadable"
                 )
-                _reject(lake, done, kind, str(check.error))
+                _reject(lake, file, kind, str(check.error))
         accepted = [f for f in batch.files if f.upload is not None]
         _write_rejected_rows(lake, contract, accepted, scratch)
         if not accepted:  # nothing for the merge (and nothing of an earlier attempt either)
@@ -276,26 +276,26 @@ def _readable(
 ) -> Iterator[tuple[str, Iterator[RawPart]]]:
     """Each file that can be found and has a format the contract takes (fetched ahead: see
     ``_download``), as parts to check; the others are recorded."""
-    for done, fetched in _prefetched(lake, files, listed, scratch, delivery):
-        fmt = detect_format(done.file_key)
+    for file, fetched in _prefetched(lake, files, listed, scratch, delivery):
+        fmt = detect_format(file.file_key)
         if isinstance(fetched, FileSkipped):
-            done.skipped = fetched
+            file.skipped = fetched
             continue
-        local, done.source, upload = fetched
-        done.upload, done.format = upload, fmt
+        local, file.source, upload = fetched
+        file.upload, file.format = upload, fmt
         if fmt is None or fmt not in contract.formats:
             accepted = ", ".join(contract.formats)
             why = f"unsupported file type for {contract.name}: accepted formats are {accepted}"
-            _reject(lake, done, "unreadable", why)
+            _reject(lake, file, "unreadable", why)
             _discard(local)
             continue
         try:
             check_limits(local, fmt, limits)
         except FileTooLarge as too_large:
-            _reject(lake, done, "too_large", str(too_large))
+            _reject(lake, file, "too_large", str(too_large))
             _discard(local)
             continue
-        yield done.file_key, iter_parts(local, fmt, contract.source_column_names)
+        yield file.file_key, iter_parts(local, fmt, contract.source_column_names)
         _discard(local)  # read whole before the next file is asked for
 
 
@@ -312,17 +312,17 @@ def _prefetched(
     """The files downloaded in order, up to ``PREFETCH`` ahead of the reader (each into a
     folder of its own: two files may share a name)."""
 
-    def fetch(index: int, done: FileValidation) -> tuple[Source, ObjectInfo, Upload] | FileSkipped:
+    def fetch(index: int, file: FileValidation) -> tuple[Source, ObjectInfo, Upload] | FileSkipped:
         folder = scratch / f"f{index}"  # made only for a file saved to disk
         try:
-            return _download(lake, done.file_key, folder, listed, delivery)
+            return _download(lake, file.file_key, folder, listed, delivery)
         except FileSkipped as skipped:
             return skipped
 
     with ThreadPoolExecutor(max_workers=PREFETCH) as pool:
         ahead: deque[tuple[FileValidation, Future]] = deque()
-        for index, done in enumerate(files):
-            ahead.append((done, pool.submit(fetch, index, done)))
+        for index, file in enumerate(files):
+            ahead.append((file, pool.submit(fetch, index, file)))
             if len(ahead) >= PREFETCH:
                 first, future = ahead.popleft()
                 yield first, future.result()
@@ -331,14 +331,14 @@ def _prefetched(
             yield first, future.result()
 
 
-def _reject(lake: Lake, done: FileValidation, kind: layout.FileRejection, reason: str) -> None:
-    if done.source is None or done.upload is None:
-        raise ValueError(f"{done.file_key}: only a file that was found can be rejected")
+def _reject(lake: Lake, file: FileValidation, kind: layout.FileRejection, reason: str) -> None:
+    if file.source is None or file.upload is None:
+        raise ValueError(f"{file.file_key}: only a file that was found can be rejected")
     try:
-        done.rejection = reject_file(lake, done.source, done.upload, kind, reason)
+        file.rejection = reject_file(lake, file.source, file.upload, kind, reason)
     except FileSkipped as skipped:
-        done.skipped = skipped
-    done.upload = None
+        file.skipped = skipped
+    file.upload = None
 
 
 def _write_rejected_rows(
@@ -347,12 +347,12 @@ def _write_rejected_rows(
     """Each file's rejected rows beside its dataset's; a re-processed file keeps no rejects of
     an earlier attempt."""
     existing = {info.key for info in lake.list(layout.rejected_records_prefix(contract.name))}
-    for done in files:
-        rejected = done.check.rejected if done.check is not None else None
-        key = layout.rejected_records_key(contract.name, done.file_key)
+    for file in files:
+        rejected = file.check.rejected if file.check is not None else None
+        key = layout.rejected_records_key(contract.name, file.file_key)
         if rejected is not None and rejected.num_rows:
             _write_parquet(lake, key, rejected, scratch)
-            done.rejected_records_key = key
+            file.rejected_records_key = key
         elif key in existing:
             with contextlib.suppress(FileNotFoundError):  # another run deleted them first
                 lake.delete(key)
@@ -537,29 +537,29 @@ def not_loaded(
     """The history's rows of the files validation did not pass on: rejected whole, or skipped
     (taken by another writer, or gone)."""
     attempts = []
-    for done in files:
-        if done.rejection is not None:
+    for file in files:
+        if file.rejection is not None:
             attempts.append(
                 Attempt.of(
                     contract.name,
-                    done.rejection.upload,
+                    file.rejection.upload,
                     REJECTED,
-                    reason=f"{done.rejection.kind}: {done.rejection.reason}",
+                    reason=f"{file.rejection.kind}: {file.rejection.reason}",
                     run_id=run_id,
-                    rows_read=done.check.rows_read if done.check else None,
+                    rows_read=file.check.rows_read if file.check else None,
                 )
             )
-        elif done.skipped is not None:
+        elif file.skipped is not None:
             skipped = Attempt(
                 contract.name,
-                done.file_key,
-                delivery.etags.get(done.file_key, ""),
+                file.file_key,
+                delivery.etags.get(file.file_key, ""),
                 None,
                 SKIPPED,
                 datetime.now(UTC),
-                reason=str(done.skipped),
+                reason=str(file.skipped),
                 run_id=run_id,
-                source_key=done.skipped.now_at or None,
+                source_key=file.skipped.now_at or None,
             )
             attempts.append(skipped)
     return attempts

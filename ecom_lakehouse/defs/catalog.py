@@ -7,19 +7,11 @@ from collections.abc import Iterable
 import dagster as dg
 
 from ecom_lakehouse.contracts import TableSpec
-from ecom_lakehouse.core.delta import lake_has_table
+from ecom_lakehouse.core.tables.delta import lake_has_table
+from ecom_lakehouse.defs.automation import REFRESH_ON_UPDATE
 from ecom_lakehouse.names import CATALOG_JOB, CATALOG_POOL, catalog_key, table_key
 from ecom_lakehouse.resources.catalogs import Catalog
 from ecom_lakehouse.resources.lake import LakeResource
-
-AC = dg.AutomationCondition
-
-# Whenever a dependency was updated since this asset was last requested, and it is not
-# running: an update that lands while a refresh is in progress is not lost (the plainer
-# any_deps_updated() forgets one that lands while an upstream run is in progress).
-REFRESH_ON_UPDATE = AC.any_deps_match(AC.newly_updated()).since(AC.newly_requested()) & ~(
-    AC.in_progress()
-)
 
 
 def catalog_asset(spec: TableSpec, group: str) -> dg.AssetsDefinition:
@@ -39,13 +31,11 @@ def catalog_asset(spec: TableSpec, group: str) -> dg.AssetsDefinition:
     def catalog(
         context: dg.AssetExecutionContext, lake: LakeResource, catalog: Catalog
     ) -> dg.MaterializeResult:
-        the_lake = lake.lake()
-        if not lake_has_table(the_lake, spec.name):
+        lake_ = lake.lake()
+        if not lake_has_table(lake_, spec.name):
             context.log.info(f"{spec.name} has no Delta table yet: nothing to register")
             return dg.MaterializeResult(metadata={"registered": False})
-        return dg.MaterializeResult(
-            metadata={"registered": True, **catalog.register(the_lake, spec)}
-        )
+        return dg.MaterializeResult(metadata={"registered": True, **catalog.register(lake_, spec)})
 
     return catalog
 

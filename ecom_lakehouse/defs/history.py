@@ -1,5 +1,5 @@
 """``load_history`` in the asset graph: the table every ingest run writes a row per upload
-attempt to (``core/history.py``), with its catalog entry; and how a step records into it
+attempt to (``core/tables/history.py``), with its catalog entry; and how a step records into it
 without ever failing because of it."""
 
 from collections.abc import Callable
@@ -8,8 +8,8 @@ import dagster as dg
 from deltalake.exceptions import DeltaError
 
 from ecom_lakehouse.contracts import LOAD_HISTORY
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import TableBusy
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.tables.delta import TableBusy
 from ecom_lakehouse.defs.schema import column_schema
 from ecom_lakehouse.names import HISTORY_GROUP, table_key
 

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 import dagster as dg
 
 from ecom_lakehouse.contracts import KpiTable
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.kpis import kpi_checks, refresh, run_checks
-from ecom_lakehouse.defs.catalog import REFRESH_ON_UPDATE
+from ecom_lakehouse.core.kpis.refresh import kpi_checks, refresh, run_checks
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.defs.automation import REFRESH_ON_UPDATE
 from ecom_lakehouse.defs.schema import column_schema
 from ecom_lakehouse.names import KPI_JOB, kpi_names, names_of
 from ecom_lakehouse.resources.kpi_sinks import KpiSink
@@ -22,15 +22,15 @@ class KpiRefresh(dg.Config):
 
 
 def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
-    n = kpi_names(kpi)
+    names = kpi_names(kpi)
     checks = kpi_checks(kpi)
 
     @dg.asset(
-        key=n.table,
+        key=names.table,
         deps=[names_of(source.dataset).table for source in kpi.inputs],
-        group_name=n.group,
+        group_name=names.group,
         kinds={"deltalake", "duckdb"},
-        pool=n.pool,
+        pool=names.pool,
         automation_condition=REFRESH_ON_UPDATE,
         description=(
             f"{kpi.description} Delta table at {layout.table_path(kpi.name)}, one row per "
@@ -41,7 +41,7 @@ def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
             "dagster/table_name": kpi.name,
         },
         check_specs=[
-            dg.AssetCheckSpec(check.name, asset=n.table, description=check.description)
+            dg.AssetCheckSpec(check.name, asset=names.table, description=check.description)
             for check in checks
         ],
     )
@@ -51,8 +51,8 @@ def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
         lake: LakeResource,
         kpi_sink: KpiSink,
     ) -> dg.MaterializeResult:
-        the_lake = lake.lake()
-        outcome = refresh(the_lake, kpi, full=config.full_refresh, push=kpi_sink.push)
+        kpi_lake = lake.lake()
+        outcome = refresh(kpi_lake, kpi, full=config.full_refresh, push=kpi_sink.push)
         shown = ", ".join(d.isoformat() for d in outcome.dates[:10])
         more = f" and {len(outcome.dates) - 10} more" if len(outcome.dates) > 10 else ""
         context.log.info(
@@ -66,14 +66,14 @@ def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
             "rows_updated": outcome.updated,
             "rows_deleted": outcome.deleted,
             "input_versions": dg.MetadataValue.json(outcome.consumed),
-            "dagster/uri": the_lake.url(layout.table_path(kpi.name)),
+            "dagster/uri": kpi_lake.url(layout.table_path(kpi.name)),
             **{k: v for k, v in outcome.pushed.items() if isinstance(v, (int, str))},
         }
         if outcome.table_version is not None:
             metadata["table_version"] = outcome.table_version
         return dg.MaterializeResult(
             metadata=metadata,
-            check_results=[check_result(c) for c in run_checks(the_lake, kpi, outcome.dates)],
+            check_results=[check_result(c) for c in run_checks(kpi_lake, kpi, outcome.dates)],
         )
 
     return kpi_table

@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from ecom_lakehouse.contracts import TableSpec
-from ecom_lakehouse.core.maintenance import MaintenanceReport, maintain_table
+from ecom_lakehouse.core.tables.maintenance import MaintenanceReport, maintain_table
 from ecom_lakehouse.defs.schedules import schedule_timing
 from ecom_lakehouse.names import (
     MAINTENANCE_JOB,

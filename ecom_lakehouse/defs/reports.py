@@ -1,4 +1,4 @@
-"""Each file's report (``core/reports.py``), read from its run's Dagster events."""
+"""Each file's report (``runner/reports.py``), read from its run's Dagster events."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -6,14 +6,14 @@ from typing import Any
 import dagster as dg
 
 from ecom_lakehouse.contracts import TableSpec
-from ecom_lakehouse.core.reporting import FILES
-from ecom_lakehouse.core.reports import FileReport, KpiReport, MaintenanceLine
+from ecom_lakehouse.core.tables.reporting import FILES
 from ecom_lakehouse.names import (
     DAY_TAG,
     dataset_of_ingest_job,
     maintenance_op,
     names_of,
 )
+from ecom_lakehouse.runner.reports import FileReport, KpiReport, MaintenanceLine
 
 
 def run_file_keys(run: dg.DagsterRun) -> list[str]:

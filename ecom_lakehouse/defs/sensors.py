@@ -1,5 +1,5 @@
 """The raw-zone sensor: ingest runs that each take a batch of newly landed files, on the day
-they landed (what is new, and how it is batched, is ``core/landing.py``'s to decide)."""
+they landed (what is new, and how it is batched, is ``core/lake/landing.py``'s to decide)."""
 
 from collections.abc import Iterable
 from datetime import date, timedelta
@@ -7,8 +7,8 @@ from datetime import date, timedelta
 import dagster as dg
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.landing import Batch, RawCursor, Tick, batches, scan
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.landing import Batch, RawCursor, Tick, batches, scan
 from ecom_lakehouse.defs.ingest import ingest_run_config
 from ecom_lakehouse.names import (
     AUTOMATION_SENSOR,
@@ -27,13 +27,13 @@ def batch_run_request(batch: Batch, days: dg.TimeWindowPartitionsDefinition) -> 
     """One ingest run for the batch's uploads, on the day they landed, with the uploads in its
     run config: re-executing the run takes the same ones, and a run that finds one taken by
     another writer skips it."""
-    n, uploads = names_of(batch.contract), [f.upload for f in batch.files]
+    names, uploads = names_of(batch.contract), [f.upload for f in batch.files]
     tags = {FILES_TAG: str(len(uploads)), LANDED_TAG: batch.day.isoformat()}
     if len(uploads) == 1:
         (upload,) = uploads
         tags |= {FILE_TAG: upload.file_key, ETAG_TAG: upload.etag}
     return dg.RunRequest(
-        job_name=n.ingest_job,
+        job_name=names.ingest_job,
         partition_key=day_partition(days, batch.day),
         run_key=batch.run_key,
         # only the ops' section: the run's other sections (loggers, ...) are the launcher's

@@ -7,7 +7,7 @@ from datetime import datetime
 import dagster as dg
 from pydantic import Field
 
-from ecom_lakehouse.core import layout
+from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.defs.schedules import schedule_timing
 from ecom_lakehouse.generators.transactions import tick_files
 from ecom_lakehouse.names import GENERATOR_JOB, GENERATOR_SCHEDULE

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import dagster as dg
 
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.resources.catalogs import DuckDbCatalog, GlueCatalog
 from ecom_lakehouse.resources.kpi_sinks import DynamoDbKpiSink, KpiSink, NoKpiSink
 from ecom_lakehouse.resources.lake import LakeResource

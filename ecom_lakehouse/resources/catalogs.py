@@ -13,8 +13,9 @@ import dagster as dg
 import duckdb
 
 from ecom_lakehouse.contracts import DatasetContract, TableSpec
-from ecom_lakehouse.core import duckdb_catalog, duckdb_sql, layout
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_catalog, duckdb_sql
 from ecom_lakehouse.resources.aws import aws_client
 
 # Glue entries Athena engine v3 reads as native Delta tables; the columns mirror the Delta log

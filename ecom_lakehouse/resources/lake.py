@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from ecom_lakehouse.core.storage import Lake, S3Credentials, normalize_uri
+from ecom_lakehouse.core.lake.storage import Lake, S3Credentials, normalize_uri
 
 
 class LakeResource(dg.ConfigurableResource):

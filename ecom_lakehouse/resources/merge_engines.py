@@ -17,13 +17,13 @@ from typing import Any
 import dagster as dg
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.checks import CheckOutcome, TableCheck, evaluate_checks
-from ecom_lakehouse.core.delta import table_row_count
-from ecom_lakehouse.core.memory import release_freed_memory
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.memory import release_freed_memory
+from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.pipeline import load_batch
-from ecom_lakehouse.core.reporting import load_metadata
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.sql.checks import CheckOutcome, TableCheck, evaluate_checks
+from ecom_lakehouse.core.tables.delta import table_row_count
+from ecom_lakehouse.core.tables.reporting import load_metadata
 from ecom_lakehouse.resources.aws import aws_client
 from ecom_lakehouse.resources.sql_engines import SqlEngine
 from ecom_lakehouse.spark.package import ENTRY_SCRIPT, PACKAGE_ZIP
@@ -85,7 +85,7 @@ class DeltaRsMergeEngine(MergeEngine):
         outcomes = evaluate_checks(
             load.checks,
             lambda query: sql.scalar(lake, query),
-            lambda ds: sql.table_ref(lake, ds),
+            lambda dataset: sql.table_ref(lake, dataset),
             expected_rows,
         )
         return dg.MaterializeResult(

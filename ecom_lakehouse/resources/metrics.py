@@ -1,14 +1,14 @@
 """Where each load's figures go besides the asset's metadata (which the UI plots): CloudWatch in
 AWS (one namespace, a ``Dataset`` dimension, PutMetricData), nowhere else locally. Names and
-units are ``core/cloudwatch.py``'s, which the dashboard and alarms are made from."""
+units are ``resources/cloudwatch.py``'s, which the dashboard and alarms are made from."""
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import dagster as dg
 
-from ecom_lakehouse.core.cloudwatch import DATASET, METRICS, NAMESPACE
 from ecom_lakehouse.resources.aws import aws_client
+from ecom_lakehouse.resources.cloudwatch import DATASET, METRICS, NAMESPACE
 
 
 class MetricsSink(dg.ConfigurableResource, ABC):

@@ -9,8 +9,8 @@ from abc import ABC, abstractmethod
 
 import dagster as dg
 
-from ecom_lakehouse.core.reports import FileReport
 from ecom_lakehouse.resources.aws import aws_client
+from ecom_lakehouse.runner.reports import FileReport
 
 log = logging.getLogger("ecom_lakehouse.notify")
 

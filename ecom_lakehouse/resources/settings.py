@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecom_lakehouse.core.readers import ReadLimits
-from ecom_lakehouse.core.storage import DEFAULT_LAKE, Lake, S3Credentials, normalize_uri
+from ecom_lakehouse.core.lake.storage import DEFAULT_LAKE, Lake, S3Credentials, normalize_uri
+from ecom_lakehouse.core.read.readers import ReadLimits
 
 
 def environment(environ: Mapping[str, str] | None = None) -> Mapping[str, str]:

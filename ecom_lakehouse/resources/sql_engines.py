@@ -8,9 +8,9 @@ from abc import ABC, abstractmethod
 
 import dagster as dg
 
-from ecom_lakehouse.core import duckdb_sql
-from ecom_lakehouse.core.checks import SqlError
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_sql
+from ecom_lakehouse.core.sql.checks import SqlError
 from ecom_lakehouse.resources.aws import aws_client
 
 

@@ -16,8 +16,8 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from ecom_lakehouse.contracts import LOADED_AT, SOURCE_FILE, SOURCE_VERSION, DatasetContract
-from ecom_lakehouse.core.merge_spec import KeyRange
-from ecom_lakehouse.core.uploads import Upload
+from ecom_lakehouse.core.lake.uploads import Upload
+from ecom_lakehouse.core.tables.merge_spec import KeyRange
 
 FILE_ROW = "_file_row"
 
@@ -100,7 +100,7 @@ def prepare(batch: DataFrame, contract: DatasetContract) -> DataFrame:
 
 def key_range(batch: DataFrame, contract: DatasetContract) -> KeyRange | None:
     """The batch's key range for keys with exact statistics (numbers, dates), as delta-rs
-    spells it into its MERGE (``core/delta.py``)."""
+    spells it into its MERGE (``core/tables/delta.py``)."""
     key = contract.column(contract.key_columns[0])  # a composite key: its first column prunes
     if key.type not in ("bigint", "int", "date"):
         return None

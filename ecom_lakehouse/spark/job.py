@@ -33,9 +33,9 @@ from dagster_pipes import (
 from pyspark.sql import SparkSession
 
 from ecom_lakehouse.contracts import CONTRACTS
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.checks import evaluate_checks, table_checks
-from ecom_lakehouse.core.reporting import load_metadata
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.sql.checks import evaluate_checks, table_checks
+from ecom_lakehouse.core.tables.reporting import load_metadata
 from ecom_lakehouse.spark.batch import prepare, read_uploads, read_validated
 from ecom_lakehouse.spark.tables import DeltaRsTables, SparkDeltaTables, Tables
 
@@ -61,7 +61,9 @@ PIPES: dict[str, Callable[[], Transport]] = {"s3": _s3_transport, "env": _env_tr
 
 
 def _spark_tables(spark: SparkSession, lake_uri: str) -> Tables:
-    return SparkDeltaTables(spark, lambda ds: f"{lake_uri.rstrip('/')}/{layout.table_path(ds)}")
+    return SparkDeltaTables(
+        spark, lambda dataset: f"{lake_uri.rstrip('/')}/{layout.table_path(dataset)}"
+    )
 
 
 TABLES: dict[str, Callable[[SparkSession, str], Tables]] = {

@@ -8,14 +8,16 @@ is uploaded before the entry script that imports it.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecom_lakehouse.core.layout import SCRIPTS
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake.layout import SCRIPTS
+from ecom_lakehouse.core.lake.storage import Lake
 
 PACKAGE_ZIP = "ecom_lakehouse.zip"
 ENTRY_SCRIPT = "spark_job.py"
@@ -37,16 +39,49 @@ class SparkPackage:
         return lake.url(f"{SCRIPTS}{self.version}")
 
 
-# What the job imports: the contracts, the Dagster-free core and the job itself.
-SHIPPED = ("__init__.py", "contracts", "core", "spark")
+# The modules the job starts from; the zip holds them and every module of this package they
+# import (at any depth, in functions too), with their packages' __init__ files.
+ENTRY_MODULES = ("ecom_lakehouse.spark.job",)
+
+
+def shipped_modules(root: Path, entries: Sequence[str] = ENTRY_MODULES) -> list[Path]:
+    """The source files of ``entries`` and of every ``ecom_lakehouse`` module they import."""
+    package = root.name
+    seen: set[Path] = set()
+    pending = list(entries)
+    while pending:
+        source = _source(root, pending.pop())
+        if source is None or source in seen:
+            continue
+        seen.add(source)
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                pending += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                pending.append(node.module)  # a name may be a module of it too:
+                pending += [f"{node.module}.{alias.name}" for alias in node.names]
+        pending = [name for name in pending if name.split(".")[0] == package]
+    inits = {parent / "__init__.py" for path in seen for parent in path.parents
+             if parent == root or root in parent.parents}  # fmt: skip
+    return sorted(seen | inits)
+
+
+def _source(root: Path, module: str) -> Path | None:
+    """A module's file under ``root`` (the package), or None for a name that is no module."""
+    parts = module.split(".")[1:]
+    for candidate in (
+        root.joinpath(*parts).with_suffix(".py"),
+        root.joinpath(*parts, "__init__.py"),
+    ):
+        if parts and candidate.is_file():
+            return candidate
+    return None
 
 
 def build() -> SparkPackage:
     root = Path(__file__).resolve().parents[1]
     buffer = io.BytesIO()
-    shipped = [root / name for name in SHIPPED]
-    sources = [p for p in shipped if p.is_file()]
-    sources += [p for folder in shipped if folder.is_dir() for p in folder.rglob("*.py")]
+    sources = shipped_modules(root)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(sources):
             info = zipfile.ZipInfo(str(path.relative_to(root.parent)), date_time=_FIXED_TIME)

@@ -15,9 +15,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from ecom_lakehouse.contracts import SOURCE_FILE, Column, DatasetContract
-from ecom_lakehouse.core.evolution import TABLE_PROPERTIES, TABLE_PROTOCOL, columns_to_add
-from ecom_lakehouse.core.merge_spec import MergeOutcome, merge_statement
-from ecom_lakehouse.core.uploads import Upload
+from ecom_lakehouse.core.lake.uploads import Upload
+from ecom_lakehouse.core.tables.evolution import TABLE_PROPERTIES, TABLE_PROTOCOL, columns_to_add
+from ecom_lakehouse.core.tables.merge_spec import MergeOutcome, merge_statement
 from ecom_lakehouse.spark.batch import ddl, key_range
 
 # Delta Lake's idempotent writes for SQL DML: a commit carrying an (app id, version) at or below
@@ -46,7 +46,7 @@ def add_columns_statement(ref: str, columns: Sequence[Column]) -> str:
 
 def evolve_table(spark: SparkSession, contract: DatasetContract, ref: str) -> list[Column]:
     """The columns the contract gained, added to the table, and the properties every table has,
-    set where missing (as delta-rs does); a changed type refused (``core/evolution.py``).
+    set where missing (as delta-rs does); a changed type refused (``core/tables/evolution.py``).
     Returns the columns added."""
     present = {f.name: f.dataType.simpleString() for f in spark.sql(f"SELECT * FROM {ref}").schema}
     missing = columns_to_add(
@@ -128,14 +128,14 @@ class SparkDeltaTables:
         version, before = 0, []
         for upload in uploads:
             rows = batch.where(F.col(SOURCE_FILE) == upload.file_key)
-            done, outcome = self._merge_upload(contract, rows, upload)
+            committed, outcome = self._merge_upload(contract, rows, upload)
             version = outcome.table_version
             inserted, updated, stale = (
                 inserted + outcome.inserted,
                 updated + outcome.updated,
                 stale + outcome.stale,
             )
-            if done:
+            if committed:
                 before.append(upload.file_key)
         return MergeOutcome(inserted, updated, stale, version, tuple(before))
 
@@ -178,33 +178,33 @@ class DeltaRsTables:
     image that commits with Spark need not have deltalake or DuckDB."""
 
     def __init__(self, lake_uri: str) -> None:
-        from ecom_lakehouse.core.storage import Lake
+        from ecom_lakehouse.core.lake.storage import Lake
 
         self.lake = Lake(lake_uri)
 
     def _uri(self, contract: DatasetContract) -> str:
-        from ecom_lakehouse.core import layout
+        from ecom_lakehouse.core.lake import layout
 
         return self.lake.url(layout.table_path(contract.name))
 
     def row_count(self, contract: DatasetContract) -> int:
-        from ecom_lakehouse.core.delta import table_row_count
+        from ecom_lakehouse.core.tables.delta import table_row_count
 
         return table_row_count(self._uri(contract), self.lake.storage_options()) or 0
 
     def merge(
         self, contract: DatasetContract, batch: DataFrame, uploads: Sequence[Upload]
     ) -> MergeOutcome:
-        from ecom_lakehouse.core.delta import merge_batch
+        from ecom_lakehouse.core.tables.delta import merge_batch
 
         return merge_batch(contract, self.lake, as_arrow(batch), uploads)
 
     def table_ref(self, dataset: str) -> str:
-        from ecom_lakehouse.core.duckdb_sql import delta_scan
+        from ecom_lakehouse.core.sql.duckdb_sql import delta_scan
 
         return delta_scan(self.lake, dataset)
 
     def scalar(self, sql: str) -> int:
-        from ecom_lakehouse.core.duckdb_sql import scalar
+        from ecom_lakehouse.core.sql.duckdb_sql import scalar
 
         return scalar(self.lake, sql)

@@ -107,14 +107,14 @@ def _resource_name(dataset: str) -> str:
 
 
 def dataset_alarms(contract: DatasetContract) -> dict[str, Any]:
-    name, ds = _resource_name(contract.name), contract.name
-    dims = [{"Name": DATASET, "Value": ds}]
+    name, dataset = _resource_name(contract.name), contract.name
+    dims = [{"Name": DATASET, "Value": dataset}]
     rows_rejected, rows_read = METRICS["rows_rejected"][0], METRICS["rows_read"][0]
     alarms = {
         f"{name}RejectedRowRateAlarm": _alarm(
-            f"{ds}: more than RejectedRowPercent of the rows read in an hour were rejected "
+            f"{dataset}: more than RejectedRowPercent of the rows read in an hour were rejected "
             "(see rejected/records/ and the runs' rejected_by_reason)",
-            AlarmName={"Fn::Sub": f"{ENV}-{ds}-rejected-rows"},
+            AlarmName={"Fn::Sub": f"{ENV}-{dataset}-rejected-rows"},
             ComparisonOperator="GreaterThanThreshold",
             Threshold={"Ref": "RejectedRowPercent"},
             EvaluationPeriods=1,
@@ -148,9 +148,9 @@ def dataset_alarms(contract: DatasetContract) -> dict[str, Any]:
     if contract.freshness is not None:
         period, periods = stale_window(contract.freshness)
         alarms[f"{name}StaleAlarm"] = _alarm(
-            f"{ds}: no load in {spoken(contract.freshness)} (the contract's freshness; the table's "
-            "freshness check in Dagster says the same)",
-            AlarmName={"Fn::Sub": f"{ENV}-{ds}-stale"},
+            f"{dataset}: no load in {spoken(contract.freshness)} (the contract's freshness; the "
+            "table's freshness check in Dagster says the same)",
+            AlarmName={"Fn::Sub": f"{ENV}-{dataset}-stale"},
             Namespace=NAMESPACE,
             MetricName=LOAD_SECONDS,
             Dimensions=dims,
@@ -188,7 +188,7 @@ def dashboard_body(contracts: Iterable[DatasetContract]) -> str:
     datasets = [c.name for c in contracts]
 
     def per_dataset(key: str) -> list[list[Any]]:
-        return [_metric(METRICS[key][0], ds) for ds in datasets]
+        return [_metric(METRICS[key][0], dataset) for dataset in datasets]
 
     queue = ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${DeadLetterQueue}"]
     trigger = ["AWS/States", "ExecutionsFailed", "StateMachineArn", "${TriggerStateMachine}"]

@@ -24,16 +24,16 @@ from deltalake.exceptions import TableNotFoundError
 
 from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.contracts.history import FAILED, LOAD_HISTORY, LOADED
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import (
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.lake.uploads import Upload
+from ecom_lakehouse.core.tables.delta import (
     BATCH_ID,
     BATCH_ROWS,
     RUN_ID,
     commit_transactions_only,
     retrying_conflicts,
 )
-from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.core.uploads import Upload
 
 LOG_READS = 16  # log entries read at once when a gap is filled (the first run on an old table)
 

@@ -19,9 +19,9 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from ecom_lakehouse.contracts import TableSpec
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import retrying_conflicts
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.tables.delta import retrying_conflicts
 
 MB = 1 << 20
 LOG_DIR = "_delta_log/"

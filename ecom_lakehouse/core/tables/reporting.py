@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ecom_lakehouse.core.merge_spec import MergeOutcome
-from ecom_lakehouse.core.uploads import Upload
+from ecom_lakehouse.core.lake.uploads import Upload
+from ecom_lakehouse.core.tables.merge_spec import MergeOutcome
 
 ALREADY_COMMITTED_FILES = "already_committed_files"
 # Each ingest materialization's table of the run's files: one row per file, a "file" column.

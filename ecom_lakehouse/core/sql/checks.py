@@ -92,7 +92,7 @@ def unique_key_sql(key: tuple[str, ...]) -> str:
 
 
 def render(check: TableCheck, table_ref: Callable[[str], str], expected_rows: int) -> str:
-    tables = {p: table_ref(ds) for p, ds in check.tables.items()}
+    tables = {p: table_ref(dataset) for p, dataset in check.tables.items()}
     return check.sql.format(expected_rows=expected_rows, **tables)
 
 

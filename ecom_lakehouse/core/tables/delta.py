@@ -32,10 +32,12 @@ from deltalake import CommitProperties, DeltaTable, Field, Transaction, write_de
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from ecom_lakehouse.contracts import SOURCE_FILE, SOURCE_VERSION, DatasetContract
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.evolution import DELTA_TYPES, TABLE_PROPERTIES, columns_to_add
-from ecom_lakehouse.core.key_locations import locate_keys
-from ecom_lakehouse.core.merge_spec import (
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.lake.uploads import Upload
+from ecom_lakehouse.core.tables.evolution import DELTA_TYPES, TABLE_PROPERTIES, columns_to_add
+from ecom_lakehouse.core.tables.key_locations import locate_keys
+from ecom_lakehouse.core.tables.merge_spec import (
     SOURCE,
     TARGET,
     KeyRange,
@@ -43,9 +45,7 @@ from ecom_lakehouse.core.merge_spec import (
     merge_predicate,
     newer_predicate,
 )
-from ecom_lakehouse.core.storage import Lake
-from ecom_lakehouse.core.uploads import Upload
-from ecom_lakehouse.core.validation import key_repeats
+from ecom_lakehouse.core.validate.validation import key_repeats
 
 # What a load's commit says of itself (custom metadata), read back by ``load_history``.
 RUN_ID, BATCH_ID, BATCH_ROWS = (
@@ -97,7 +97,7 @@ def set_missing_properties(table: DeltaTable) -> None:
 def add_missing_columns(table: DeltaTable, contract: DatasetContract) -> None:
     """Columns of the contract (or audit columns) the table does not have yet are added, as
     nullable columns (metadata only: rows written before read NULL there); a column whose type
-    the contract changed is refused (``core/evolution.py``)."""
+    the contract changed is refused (``core/tables/evolution.py``)."""
     present = {
         f["name"]: DELTA_TYPES.get(f["type"], f["type"])
         for f in json.loads(table.schema().to_json())["fields"]
@@ -328,13 +328,15 @@ def _merge_once(
     uri, storage_options = lake.url(layout.table_path(contract.name)), lake.storage_options()
     table = open_or_create(contract, uri, storage_options)
     committed = [_committed(table, contract, u) for u in uploads]
-    done = [u for u, applied in zip(uploads, committed, strict=True) if applied]
+    committed_before = [u for u, applied in zip(uploads, committed, strict=True) if applied]
     pending = [u for u, applied in zip(uploads, committed, strict=True) if not applied]
     if not pending:
-        return MergeOutcome(0, 0, 0, table.version(), tuple(u.file_key for u in done))
-    if done:  # a replayed upload's rows are not written again
+        return MergeOutcome(0, 0, 0, table.version(), tuple(u.file_key for u in committed_before))
+    if committed_before:  # a replayed upload's rows are not written again
         whole = rows.whole()
-        fresh = pc.invert(pc.is_in(whole.column(SOURCE_FILE), pa.array([u.file_key for u in done])))
+        fresh = pc.invert(
+            pc.is_in(whole.column(SOURCE_FILE), pa.array([u.file_key for u in committed_before]))
+        )
         rows = BatchRows(contract, whole.filter(fresh))
     # What finds the keys (and whether the batch repeats one) is read first, without the rest.
     narrow = dict.fromkeys(
@@ -347,7 +349,7 @@ def _merge_once(
         batch = BatchRows(contract, newest_per_key(contract, rows.whole()))
         keys = batch.columns(list(narrow))
     superseded = rows.num_rows - batch.num_rows  # older versions of a key in the same batch
-    already = tuple(u.file_key for u in done)
+    already = tuple(u.file_key for u in committed_before)
     where = locate_keys(lake, table, contract, keys) if batch.num_rows else None
     if where and where.absent:
         # No key can match: the MERGE's result would be an append, which costs a fraction of

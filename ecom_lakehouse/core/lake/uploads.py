@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.storage import ObjectInfo
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import ObjectInfo
 
 
 def millis(moment: datetime) -> int:

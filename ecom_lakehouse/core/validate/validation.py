@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ecom_lakehouse.contracts import RESCUED_DATA, DatasetContract
-from ecom_lakehouse.core.readers import RawPart, UnreadableFile, as_text, normalize_name
+from ecom_lakehouse.core.read.readers import RawPart, UnreadableFile, as_text, normalize_name
 
 REASON = "_reason"
 SOURCE_FILE = "_source_file"

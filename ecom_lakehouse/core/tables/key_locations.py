@@ -22,8 +22,9 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from ecom_lakehouse.contracts import DatasetContract
-from ecom_lakehouse.core import duckdb_sql, layout
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_sql
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import TableNotFoundError
 
 from ecom_lakehouse.contracts import COMPUTED_AT, CONTRACTS, KpiCheck, KpiTable
-from ecom_lakehouse.core import duckdb_sql, layout
-from ecom_lakehouse.core.checks import CheckOutcome
-from ecom_lakehouse.core.delta import commit_transactions_only, retrying_conflicts
-from ecom_lakehouse.core.merge_spec import sql_literal
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_sql
+from ecom_lakehouse.core.sql.checks import CheckOutcome
+from ecom_lakehouse.core.tables.delta import commit_transactions_only, retrying_conflicts
+from ecom_lakehouse.core.tables.merge_spec import sql_literal
 
 # The rows a sink is told about: new or changed rows (all columns), and removed keys.
 Push = Callable[[KpiTable, pa.Table, pa.Table], dict[str, object]]

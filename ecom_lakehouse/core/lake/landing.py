@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from ecom_lakehouse.contracts import DatasetContract, contract_for_raw_folder, load_rank
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.storage import ObjectInfo
-from ecom_lakehouse.core.uploads import Upload
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import ObjectInfo
+from ecom_lakehouse.core.lake.uploads import Upload
 
 
 @dataclass

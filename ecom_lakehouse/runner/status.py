@@ -14,9 +14,9 @@ from deltalake.exceptions import TableNotFoundError
 
 from ecom_lakehouse.contracts import CONTRACTS, TableSpec
 from ecom_lakehouse.contracts.history import REJECTED
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.history import attempts_of
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.tables.history import attempts_of
 
 # Commits that rewrite or clean a table without loading anything into it.
 MAINTENANCE_OPERATIONS = {"OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES"}

@@ -14,10 +14,10 @@ from pathlib import Path
 import duckdb
 
 from ecom_lakehouse.contracts import CONTRACTS, TableSpec, table_specs
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.delta import table_exists
-from ecom_lakehouse.core.duckdb_sql import connect
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql.duckdb_sql import connect
+from ecom_lakehouse.core.tables.delta import table_exists
 
 CATALOG_FILE = "lakehouse.duckdb"
 

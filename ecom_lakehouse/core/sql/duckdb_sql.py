@@ -13,9 +13,9 @@ from urllib.parse import urlparse
 import duckdb
 from duckdb_extensions import import_extension
 
-from ecom_lakehouse.core import layout
-from ecom_lakehouse.core.checks import SqlError
-from ecom_lakehouse.core.storage import Lake
+from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql.checks import SqlError
 
 
 def connect(

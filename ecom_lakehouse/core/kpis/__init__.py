@@ -1,0 +1,1 @@
+"""The KPI tables: incremental refresh from the datasets' change, and their checks."""

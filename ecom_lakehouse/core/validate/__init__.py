@@ -1,0 +1,1 @@
+"""Checking rows against their contract: header, types, rules, duplicates, rescued data."""
