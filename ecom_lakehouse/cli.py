@@ -258,7 +258,8 @@ def query(sql: str, fmt: str) -> None:
     from ecom_lakehouse.resources.catalogs import Catalog
 
     catalog = build_resources()["catalog"]
-    assert isinstance(catalog, Catalog)
+    if not isinstance(catalog, Catalog):
+        raise TypeError(f"the catalog resource is a {type(catalog).__name__}, not a Catalog")
     try:
         con = catalog.connect_for_query(lake_from_env())
     except CatalogMissing as exc:

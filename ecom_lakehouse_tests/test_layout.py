@@ -1,6 +1,7 @@
 """The package's shape: the core and the contracts run without Dagster (the Spark job ships
 them), and the definitions change only when the graph does (a snapshot)."""
 
+import ast
 import json
 import os
 import pkgutil
@@ -120,3 +121,19 @@ def test_two_datasets_cannot_make_the_same_name():
     else:
         raise AssertionError("the collision was not refused")
     check_unique(CONTRACTS.values())
+
+
+def test_no_function_is_over_80_lines_and_no_assert_steers_the_package():
+    """Control flow that vanishes under ``python -O`` is none; a function a newcomer reads in
+    one screen or two."""
+    package = Path(ecom_lakehouse.core.__file__).parents[1]
+    long, asserts = [], []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            where = f"{path.relative_to(package.parent)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                if node.end_lineno and node.end_lineno - node.lineno + 1 > 80:
+                    long.append(f"{where} {node.name}")
+            elif isinstance(node, ast.Assert):
+                asserts.append(where)
+    assert long == [] and asserts == []

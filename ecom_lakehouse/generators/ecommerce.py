@@ -33,6 +33,21 @@ def _xlsx(path: Path, columns: tuple[str, ...], sheets: dict[str, list[list[obje
     workbook.save(path)
 
 
+def _write_products(path: Path, rng: random.Random, products: int, id_offset: int) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CONTRACTS["products"].column_names)
+        for pid in range(1, products + 1):
+            writer.writerow(
+                [
+                    id_offset + pid,
+                    rng.randint(1, 6),
+                    rng.choice(DEPARTMENTS),
+                    f"Product_{pid}_{rng.choice(WORDS)}",
+                ]
+            )
+
+
 def generate(
     out_dir: Path,
     *,
@@ -55,18 +70,7 @@ def generate(
         folder.mkdir(parents=True, exist_ok=True)
 
     products_path = folders["products"] / "products.csv"
-    with products_path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(CONTRACTS["products"].column_names)
-        for pid in range(1, products + 1):
-            writer.writerow(
-                [
-                    id_offset + pid,
-                    rng.randint(1, 6),
-                    rng.choice(DEPARTMENTS),
-                    f"Product_{pid}_{rng.choice(WORDS)}",
-                ]
-            )
+    _write_products(products_path, rng, products, id_offset)
 
     order_sheets: dict[str, list[list[object]]] = {}
     item_sheets: dict[str, list[list[object]]] = {}

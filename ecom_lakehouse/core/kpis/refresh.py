@@ -14,6 +14,7 @@ day is recomputed: the result is the same, only slower.
 
 from __future__ import annotations
 
+import logging
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from datetime import UTC, date, datetime
 import duckdb
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from ecom_lakehouse.contracts import COMPUTED_AT, CONTRACTS, KpiCheck, KpiTable
 from ecom_lakehouse.core.lake import layout
@@ -31,6 +32,8 @@ from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.core.sql.checks import CheckOutcome
 from ecom_lakehouse.core.tables.delta import commit_transactions_only, retrying_conflicts
 from ecom_lakehouse.core.tables.merge_spec import sql_literal
+
+log = logging.getLogger(__name__)
 
 # The rows a sink is told about: new or changed rows (all columns), and removed keys.
 Push = Callable[[KpiTable, pa.Table, pa.Table], dict[str, object]]
@@ -146,7 +149,14 @@ def _touched(
             changes = pa.table(
                 current.load_cdf(starting_version=consumed + 1, ending_version=current.version())
             )
-        except Exception:  # the feed does not reach back that far: recompute every day
+        except (DeltaError, pa.ArrowInvalid, OSError) as unreadable:
+            # the feed does not reach back that far (versions before it was enabled, change
+            # files vacuumed): every day is recomputed, which is always right, only slower
+            log.info(
+                f"{kpi.name}: {source.dataset}'s changes since version {consumed + 1} cannot "
+                f"be read ({type(unreadable).__name__}: {str(unreadable)[:200]}); recomputing "
+                "every day"
+            )
             return None, versions | _versions(lake, kpi)
         sql.con.register("changed", changes)
         try:

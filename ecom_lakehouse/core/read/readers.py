@@ -219,8 +219,7 @@ def csv_layout(head: bytes, expected: set[str]) -> CsvLayout:
                 best = (score, number, delimiter, cells)
         if expected and best and best[0] == len(expected):
             break  # every column found: no need to look further down
-    assert best is not None
-    _, number, delimiter, header = best
+    _, number, delimiter, header = best or (0, 0, ",", [])
     if not header:
         raise UnreadableFile("the file has no header line")
     header[0] = header[0].removeprefix("\ufeff")

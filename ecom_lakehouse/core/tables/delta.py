@@ -338,16 +338,7 @@ def _merge_once(
             pc.is_in(whole.column(SOURCE_FILE), pa.array([u.file_key for u in committed_before]))
         )
         rows = BatchRows(contract, whole.filter(fresh))
-    # What finds the keys (and whether the batch repeats one) is read first, without the rest.
-    narrow = dict.fromkeys(
-        [*contract.key_columns, *contract.sequence_by, SOURCE_FILE, SOURCE_VERSION]
-        + ([contract.partition_by] if contract.partition_by else [])
-    )
-    keys = rows.columns(list(narrow))
-    batch = rows
-    if key_repeats(keys, contract.key_columns):
-        batch = BatchRows(contract, newest_per_key(contract, rows.whole()))
-        keys = batch.columns(list(narrow))
+    batch, keys = _one_per_key(contract, rows)
     superseded = rows.num_rows - batch.num_rows  # older versions of a key in the same batch
     already = tuple(u.file_key for u in committed_before)
     where = locate_keys(lake, table, contract, keys) if batch.num_rows else None
@@ -397,6 +388,20 @@ def _merge_once(
         version = _commit_txn_only(fresh_table, contract, pending, note, rows.num_rows)
     stale = rows.num_rows - inserted - updated
     return MergeOutcome(inserted, updated, stale, version, already)
+
+
+def _one_per_key(contract: DatasetContract, rows: BatchRows) -> tuple[BatchRows, pa.Table]:
+    """The batch's rows, one per key (the newest), and the columns that find its keys in the
+    table (read first, without the rest: a batch without a repeated key is not read whole)."""
+    narrow = dict.fromkeys(
+        [*contract.key_columns, *contract.sequence_by, SOURCE_FILE, SOURCE_VERSION]
+        + ([contract.partition_by] if contract.partition_by else [])
+    )
+    keys = rows.columns(list(narrow))
+    if not key_repeats(keys, contract.key_columns):
+        return rows, keys
+    batch = BatchRows(contract, newest_per_key(contract, rows.whole()))
+    return batch, batch.columns(list(narrow))
 
 
 def _committed(table: DeltaTable, contract: DatasetContract, upload: Upload) -> bool:

@@ -679,7 +679,8 @@ def validate(
     (check,) = batch.files
     if check.error:
         raise check.error
-    assert check.rejected is not None
+    if check.rejected is None:  # every readable file is given its rejected rows (maybe none)
+        raise RuntimeError(f"{source_file}: validated without its rejected rows")
     return ValidationResult(
         valid=batch.valid.drop_columns([FILE_INDEX]),
         rejected=check.rejected,
