@@ -383,3 +383,23 @@ def test_a_load_makes_automation_request_the_kpis_it_feeds(tmp_path):
     }
     assert first.total_requested == 0
     assert requested == {"order_kpis_daily", "category_kpis", "thelook_order_items_catalog"}
+
+
+def test_every_kpi_column_shows_the_dataset_columns_it_comes_from():
+    """The UI's column lineage: each KPI column names dataset columns that exist, of datasets
+    the KPI is computed from."""
+    import dagster as dg
+
+    from ecom_lakehouse.defs.kpis import kpi_asset
+
+    for kpi in KPIS.values():
+        lineage = (
+            kpi_asset(kpi).specs_by_key[dg.AssetKey(kpi.name)].metadata["dagster/column_lineage"]
+        )
+        assert set(lineage.deps_by_column) == set(kpi.column_names), kpi.name
+        inputs = {source.dataset for source in kpi.inputs}
+        for column, deps in lineage.deps_by_column.items():
+            for dep in deps:
+                dataset = dep.asset_key.to_user_string()
+                assert dataset in inputs, (kpi.name, column, dataset)
+                assert dep.column_name in CONTRACTS[dataset].column_names, (column, dep)

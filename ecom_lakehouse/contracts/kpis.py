@@ -20,16 +20,25 @@ from ecom_lakehouse.contracts.model import Column, KpiCheck, KpiInput, KpiTable
 NOT_SOLD = "('cancelled', 'returned')"
 
 
-def _count(name: str, description: str) -> Column:
-    return Column(name, "bigint", description=description)
+def _count(name: str, description: str, *lineage: str) -> Column:
+    return Column(name, "bigint", description=description, lineage=lineage)
 
 
-def _money(name: str, description: str) -> Column:
-    return Column(name, "decimal(18,2)", description=description)
+def _money(name: str, description: str, *lineage: str) -> Column:
+    return Column(name, "decimal(18,2)", description=description, lineage=lineage)
 
 
-def _rate(name: str, description: str) -> Column:
-    return Column(name, "double", description=description)
+def _rate(name: str, description: str, *lineage: str) -> Column:
+    return Column(name, "double", description=description, lineage=lineage)
+
+
+def _key(name: str, type_: str, description: str, *lineage: str) -> Column:
+    return Column(name, type_, description=description, lineage=lineage)
+
+
+# The day an item or an order belongs to (its order's), in each family.
+THELOOK_DAY, SEED_DAY = "thelook_orders.created_date", "orders.date"
+THELOOK_SOLD = ("thelook_order_items.status", "thelook_order_items.order_id", THELOOK_DAY)
 
 
 def _one_row_per_key(key: tuple[str, ...]) -> KpiCheck:
@@ -65,12 +74,27 @@ ORDER_KPIS_DAILY = KpiTable(
     name="order_kpis_daily",
     description="TheLook's orders by day: orders, revenue and items sold, returns, customers.",
     columns=(
-        Column("order_date", "date", description="The UTC date the orders were placed (key)."),
-        _count("total_orders", "Orders placed that day."),
-        _money("total_revenue", "Sum of the sale price of those orders' sold items."),
-        _count("total_items_sold", "Those orders' sold items."),
-        _rate("return_rate", "Orders of the day whose status is returned, over all of them."),
-        _count("unique_customers", "Distinct customers who ordered that day."),
+        _key("order_date", "date", "The UTC date the orders were placed (key).", THELOOK_DAY),
+        _count("total_orders", "Orders placed that day.", "thelook_orders.order_id", THELOOK_DAY),
+        _money(
+            "total_revenue",
+            "Sum of the sale price of those orders' sold items.",
+            "thelook_order_items.sale_price",
+            *THELOOK_SOLD,
+        ),
+        _count("total_items_sold", "Those orders' sold items.", *THELOOK_SOLD),
+        _rate(
+            "return_rate",
+            "Orders of the day whose status is returned, over all of them.",
+            "thelook_orders.status",
+            THELOOK_DAY,
+        ),
+        _count(
+            "unique_customers",
+            "Distinct customers who ordered that day.",
+            "thelook_orders.user_id",
+            THELOOK_DAY,
+        ),
     ),
     key=("order_date",),
     date_column="order_date",
@@ -128,11 +152,29 @@ CATEGORY_KPIS = KpiTable(
     name="category_kpis",
     description="TheLook's product categories by day: revenue, order value and returns.",
     columns=(
-        Column("category", "string", description="Product category (key)."),
-        Column("order_date", "date", description="The UTC date the orders were placed (key)."),
-        _money("daily_revenue", "Sum of the sale price of the category's sold items that day."),
-        _money("avg_order_value", "daily_revenue over the distinct orders of those sold items."),
-        _rate("avg_return_rate", "The category's returned items over all its items that day."),
+        _key("category", "string", "Product category (key).", "thelook_products.category"),
+        _key("order_date", "date", "The UTC date the orders were placed (key).", THELOOK_DAY),
+        _money(
+            "daily_revenue",
+            "Sum of the sale price of the category's sold items that day.",
+            "thelook_order_items.sale_price",
+            "thelook_products.category",
+            *THELOOK_SOLD,
+        ),
+        _money(
+            "avg_order_value",
+            "daily_revenue over the distinct orders of those sold items.",
+            "thelook_order_items.sale_price",
+            "thelook_products.category",
+            *THELOOK_SOLD,
+        ),
+        _rate(
+            "avg_return_rate",
+            "The category's returned items over all its items that day.",
+            "thelook_order_items.status",
+            "thelook_products.category",
+            THELOOK_DAY,
+        ),
     ),
     key=("category", "order_date"),
     date_column="order_date",
@@ -205,11 +247,16 @@ SALES_DAILY = KpiTable(
     name="sales_daily",
     description="Sales by day: orders, revenue, items, customers.",
     columns=(
-        Column("date", "date", description="The UTC date the orders were placed (key)."),
-        _count("orders", "Orders placed that day."),
-        _money("revenue", "Sum of those orders' total_amount."),
-        _count("items", "Those orders' items."),
-        _count("unique_customers", "Distinct customers who ordered that day."),
+        _key("date", "date", "The UTC date the orders were placed (key).", SEED_DAY),
+        _count("orders", "Orders placed that day.", "orders.order_id", SEED_DAY),
+        _money("revenue", "Sum of those orders' total_amount.", "orders.total_amount", SEED_DAY),
+        _count("items", "Those orders' items.", "order_items.order_id", SEED_DAY),
+        _count(
+            "unique_customers",
+            "Distinct customers who ordered that day.",
+            "orders.user_id",
+            SEED_DAY,
+        ),
     ),
     key=("date",),
     date_column="date",
@@ -257,11 +304,29 @@ DEPARTMENT_SALES_DAILY = KpiTable(
     name="department_sales_daily",
     description="Sales by department and day: items sold, orders, reorder rate.",
     columns=(
-        Column("department", "string", description="Product department (key)."),
-        Column("date", "date", description="The UTC date the orders were placed (key)."),
-        _count("items_sold", "The department's items in that day's orders."),
-        _count("orders", "Distinct orders with one of those items."),
-        _rate("reorder_rate", "Those items that the customer ordered before, over all of them."),
+        _key("department", "string", "Product department (key).", "products.department"),
+        _key("date", "date", "The UTC date the orders were placed (key).", SEED_DAY),
+        _count(
+            "items_sold",
+            "The department's items in that day's orders.",
+            "order_items.order_id",
+            "products.department",
+            SEED_DAY,
+        ),
+        _count(
+            "orders",
+            "Distinct orders with one of those items.",
+            "order_items.order_id",
+            "products.department",
+            SEED_DAY,
+        ),
+        _rate(
+            "reorder_rate",
+            "Those items that the customer ordered before, over all of them.",
+            "order_items.reordered",
+            "products.department",
+            SEED_DAY,
+        ),
     ),
     key=("department", "date"),
     date_column="date",

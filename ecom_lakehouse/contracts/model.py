@@ -43,6 +43,9 @@ class Column:
     # computed by validation and never read from a file (a file's column of that name is one
     # the contract does not know).
     derived: str | None = None
+    # A KPI column's sources: the dataset columns its value is computed from (``dataset.column``),
+    # what the UI's column lineage shows.
+    lineage: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # an unknown type is the contract's to report (``contract_problems``), naming itself

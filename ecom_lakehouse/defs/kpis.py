@@ -21,6 +21,20 @@ class KpiRefresh(dg.Config):
     full_refresh: bool = False  # every day, and every row pushed again (a sink to resync)
 
 
+def column_lineage(kpi: KpiTable) -> dg.TableColumnLineage:
+    """Which dataset columns each KPI column is computed from (the contract's ``lineage``)."""
+    return dg.TableColumnLineage(
+        deps_by_column={
+            column.name: [
+                dg.TableColumnDep(asset_key=names_of(dataset).table, column_name=source)
+                for dataset, _, source in (ref.partition(".") for ref in column.lineage)
+            ]
+            for column in kpi.columns
+            if column.lineage
+        }
+    )
+
+
 def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
     names = kpi_names(kpi)
     checks = kpi_checks(kpi)
@@ -38,6 +52,7 @@ def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
         ),
         metadata={
             "dagster/column_schema": column_schema(kpi.table_columns, kpi.key),
+            "dagster/column_lineage": column_lineage(kpi),
             "dagster/table_name": kpi.name,
         },
         check_specs=[
