@@ -3,9 +3,14 @@
 the daemon does. A table whose last load is older than its interval, or that was never loaded,
 fails its check (WARN): the UI shows it on the asset and in the checks' list.
 
-Dagster 1.13 marks these factories as superseded by ``FreshnessPolicy`` (a state the daemon
-keeps, not a check). Checks are kept on purpose: a result per evaluation with its reason,
-the same place as the tables' other checks, and what the CLI and the tests can read.
+Dagster 1.13 marks these factories as superseded by ``FreshnessPolicy``, a state its daemon
+keeps per asset. Checks are kept on purpose, the superseded warning silenced only around the
+two factories: in open-source Dagster (``dagster dev`` and the ECS deployment) the UI shows a
+policy's state only through asset health, which it does not support
+(``dagster_asset_health_queries_supported`` is False), and the state can be read back only by
+an instance method outside the public API (``get_freshness_state_records``). A check gives a
+result per evaluation with its reason (the last update, how overdue), in the same list as the
+tables' other checks, which ``ecom-lakehouse status`` and the tests read through public APIs.
 
 A failed run of any job counts in the ``RunsFailed`` metric (CloudWatch in AWS), which the
 monitoring stack's alarm watches."""
