@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from ecom_lakehouse.contracts import TableSpec
+from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.core.tables.delta import lake_has_table
 from ecom_lakehouse.defs.automation import REFRESH_ON_UPDATE
 from ecom_lakehouse.names import CATALOG_JOB, CATALOG_POOL, catalog_key, table_key
@@ -31,11 +32,13 @@ def catalog_asset(spec: TableSpec, group: str) -> dg.AssetsDefinition:
     def catalog(
         context: dg.AssetExecutionContext, lake: LakeResource, catalog: Catalog
     ) -> dg.MaterializeResult:
-        lake_ = lake.lake()
-        if not lake_has_table(lake_, spec.name):
+        table_lake = lake.lake()
+        if not lake_has_table(table_lake, spec.name):
             context.log.info(f"{spec.name} has no Delta table yet: nothing to register")
             return dg.MaterializeResult(metadata={"registered": False})
-        return dg.MaterializeResult(metadata={"registered": True, **catalog.register(lake_, spec)})
+        with duckdb_sql.scoped(table_lake):
+            registered = catalog.register(table_lake, spec)
+        return dg.MaterializeResult(metadata={"registered": True, **registered})
 
     return catalog
 

@@ -9,6 +9,8 @@ import dagster as dg
 from ecom_lakehouse.contracts import KpiTable
 from ecom_lakehouse.core.kpis.refresh import kpi_checks, refresh, run_checks
 from ecom_lakehouse.core.lake import layout
+from ecom_lakehouse.core.lake.storage import Lake
+from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.defs.automation import REFRESH_ON_UPDATE
 from ecom_lakehouse.defs.schema import column_schema
 from ecom_lakehouse.names import KPI_JOB, kpi_names, names_of
@@ -66,32 +68,44 @@ def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
         lake: LakeResource,
         kpi_sink: KpiSink,
     ) -> dg.MaterializeResult:
-        kpi_lake = lake.lake()
-        outcome = refresh(kpi_lake, kpi, full=config.full_refresh, push=kpi_sink.push)
-        shown = ", ".join(d.isoformat() for d in outcome.dates[:10])
-        more = f" and {len(outcome.dates) - 10} more" if len(outcome.dates) > 10 else ""
-        context.log.info(
-            f"{kpi.name}: {len(outcome.dates)} day(s) recomputed"
-            f"{' (every day)' if outcome.full else ''}: {shown}{more}"
-        )
-        metadata: dict[str, dg.RawMetadataValue] = {
-            "days_recomputed": len(outcome.dates),
-            "every_day": outcome.full,
-            "rows_inserted": outcome.inserted,
-            "rows_updated": outcome.updated,
-            "rows_deleted": outcome.deleted,
-            "input_versions": dg.MetadataValue.json(outcome.consumed),
-            "dagster/uri": kpi_lake.url(layout.table_path(kpi.name)),
-            **{k: v for k, v in outcome.pushed.items() if isinstance(v, (int, str))},
-        }
-        if outcome.table_version is not None:
-            metadata["table_version"] = outcome.table_version
-        return dg.MaterializeResult(
-            metadata=metadata,
-            check_results=[check_result(c) for c in run_checks(kpi_lake, kpi, outcome.dates)],
-        )
+        with duckdb_sql.scoped(lake.lake()):
+            return refresh_run(context, kpi, lake.lake(), kpi_sink, full=config.full_refresh)
 
     return kpi_table
+
+
+def refresh_run(
+    context: dg.AssetExecutionContext,
+    kpi: KpiTable,
+    kpi_lake: Lake,
+    kpi_sink: KpiSink,
+    *,
+    full: bool,
+) -> dg.MaterializeResult:
+    """A KPI table's step: the days its inputs' changes touched recomputed, pushed, checked."""
+    outcome = refresh(kpi_lake, kpi, full=full, push=kpi_sink.push)
+    shown = ", ".join(d.isoformat() for d in outcome.dates[:10])
+    more = f" and {len(outcome.dates) - 10} more" if len(outcome.dates) > 10 else ""
+    context.log.info(
+        f"{kpi.name}: {len(outcome.dates)} day(s) recomputed"
+        f"{' (every day)' if outcome.full else ''}: {shown}{more}"
+    )
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "days_recomputed": len(outcome.dates),
+        "every_day": outcome.full,
+        "rows_inserted": outcome.inserted,
+        "rows_updated": outcome.updated,
+        "rows_deleted": outcome.deleted,
+        "input_versions": dg.MetadataValue.json(outcome.consumed),
+        "dagster/uri": kpi_lake.url(layout.table_path(kpi.name)),
+        **{k: v for k, v in outcome.pushed.items() if isinstance(v, (int, str))},
+    }
+    if outcome.table_version is not None:
+        metadata["table_version"] = outcome.table_version
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[check_result(c) for c in run_checks(kpi_lake, kpi, outcome.dates)],
+    )
 
 
 def kpi_definitions(kpis: Iterable[KpiTable]) -> dg.Definitions:

@@ -7,7 +7,9 @@ DuckDB reads Delta with its ``delta`` extension, loaded offline from the
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import threading
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import duckdb
@@ -21,18 +23,34 @@ from ecom_lakehouse.core.sql.checks import SqlError
 def connect(
     lake: Lake, database: str = ":memory:", *, read_only: bool = False
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that can read the lake's Delta tables and Parquet files."""
+    """A DuckDB connection that can read the lake's Delta tables and Parquet files (close it
+    when done). In-memory work shares one database per lake until ``release``: loading the
+    extensions costs ~0.1 s, which a step pays once (see ``scoped``)."""
     if database == ":memory:":
-        # Loading the extensions costs ~0.1 s: in-memory work shares one database per lake.
-        cursor = _in_memory(lake).cursor()
+        with _LOCK:
+            if lake not in _DATABASES:
+                _DATABASES[lake] = _configured(duckdb.connect(), lake)
+            cursor = _DATABASES[lake].cursor()
         cursor.execute("SET TimeZone = 'UTC'")  # a session setting: each cursor needs it
         return cursor
     return _configured(duckdb.connect(database, read_only=read_only), lake)
 
 
-@functools.cache
-def _in_memory(lake: Lake) -> duckdb.DuckDBPyConnection:
-    return _configured(duckdb.connect(), lake)
+_DATABASES: dict[Lake, duckdb.DuckDBPyConnection] = {}
+_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def scoped(lake: Lake) -> Iterator[None]:
+    """The lake's shared in-memory database lives until the end of this block (a step's work:
+    the steps that query the lake with DuckDB open one, and close it when they end)."""
+    try:
+        yield
+    finally:
+        with _LOCK:
+            database = _DATABASES.pop(lake, None)
+        if database is not None:
+            database.close()
 
 
 def _configured(con: duckdb.DuckDBPyConnection, lake: Lake) -> duckdb.DuckDBPyConnection:

@@ -15,6 +15,7 @@ from ecom_lakehouse.core.pipeline import (
     batch_uploads,
     has_batch,
 )
+from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.core.sql.checks import TableCheck, table_checks
 from ecom_lakehouse.core.tables import history
 from ecom_lakehouse.core.tables.evolution import SchemaChangeRefused
@@ -154,14 +155,15 @@ def table_asset(
         merge_engine: MergeEngine,
         metrics: MetricsSink,
     ) -> Iterator[dg.MaterializeResult]:
-        yield from load_run(
-            context,
-            contract=contract,
-            checks=checks,
-            lake=lake.lake(),
-            sql=sql,
-            merge_engine=merge_engine,
-            metrics=metrics,
-        )
+        with duckdb_sql.scoped(lake.lake()):
+            yield from load_run(
+                context,
+                contract=contract,
+                checks=checks,
+                lake=lake.lake(),
+                sql=sql,
+                merge_engine=merge_engine,
+                metrics=metrics,
+            )
 
     return table
