@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.contracts import CONTRACTS, table_specs
 
 Load = Callable[[], int]
 
@@ -130,7 +130,7 @@ def project_in_process(input_dir: Path, work_dir: Path) -> Load:
             results = evaluate_checks(table_checks(contract), scalar, table_ref, expected)
             assert all(r.passed for r in results[:2]), results
             archive_batch(lake, contract, name)
-            catalog.register(lake, contract)
+            catalog.register(lake, contract, table_specs())
             rows += loaded.outcome.loaded
         return rows
 

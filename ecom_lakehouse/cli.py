@@ -138,6 +138,7 @@ def reprocess(ctx: click.Context, files: tuple[str, ...], verbose: bool) -> None
     A new delivery of each upload: rows are merged again, newest wins, and the file ends in
     archived/ (or rejected/, with its reason). One run per dataset and landing day. Exits as
     ingest does."""
+    from ecom_lakehouse.contracts import CONTRACTS
     from ecom_lakehouse.definitions import build_defs
     from ecom_lakehouse.runner.reprocess import NotFound
     from ecom_lakehouse.runner.reprocess import reprocess as run_reprocess
@@ -152,7 +153,9 @@ def reprocess(ctx: click.Context, files: tuple[str, ...], verbose: bool) -> None
     kpis: list[KpiReport] = []
     with instance_for_cli() as instance:
         try:
-            reports = run_reprocess(instance, build_defs(), keys, verbose=verbose, kpi_reports=kpis)
+            reports = run_reprocess(
+                instance, build_defs(), keys, CONTRACTS, verbose=verbose, kpi_reports=kpis
+            )
         except NotFound as missing:
             raise click.ClickException(str(missing)) from None
     sys.exit(say_reports(reports, kpis, verbose, []))
@@ -160,10 +163,12 @@ def reprocess(ctx: click.Context, files: tuple[str, ...], verbose: bool) -> None
 
 def files_left_in_raw() -> list[str]:
     """The files in raw/ that belong to no dataset (the sensor leaves them alone)."""
+    from ecom_lakehouse.contracts import CONTRACTS
     from ecom_lakehouse.core.lake import layout
     from ecom_lakehouse.core.lake.landing import RawCursor, scan
 
-    return sorted(scan(lake_from_env().list(layout.RAW), RawCursor(), timedelta(0)).unroutable)
+    listing = lake_from_env().list(layout.RAW)
+    return sorted(scan(listing, RawCursor(), timedelta(0), list(CONTRACTS.values())).unroutable)
 
 
 def folders() -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 from deltalake import DeltaTable
 
-from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.contracts import CONTRACTS, table_specs
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.landing import RawCursor, scan
 from ecom_lakehouse.core.pipeline import batch_uploads, validate_batch
@@ -96,14 +96,14 @@ def test_the_catalog_entry_is_updated_only_when_it_differs(moto_endpoint):
     stack = s3_stack(moto_endpoint)
     catalog = build_resources(stack.env)["catalog"]
     products = CONTRACTS["products"]
-    assert catalog.register(stack.lake, products)["action"] == "created"
-    assert catalog.register(stack.lake, products)["action"] == "unchanged"
+    assert catalog.register(stack.lake, products, table_specs())["action"] == "created"
+    assert catalog.register(stack.lake, products, table_specs())["action"] == "unchanged"
     glue = stack.client("glue")
     database = stack.env["LAKEHOUSE_GLUE_DATABASE"]
     stale = catalog.table_input(stack.lake, products)
     stale["StorageDescriptor"]["Location"] = "s3://elsewhere/"
     glue.update_table(DatabaseName=database, TableInput=stale)
-    assert catalog.register(stack.lake, products)["action"] == "updated"
+    assert catalog.register(stack.lake, products, table_specs())["action"] == "updated"
     table = glue.get_table(DatabaseName=database, Name="products")["Table"]
     assert table["StorageDescriptor"]["Location"] == f"{stack.lake.uri}/processed/products/"
 
@@ -118,7 +118,7 @@ def test_writers_registering_one_table_at_once_all_succeed(moto_endpoint):
 
     def register(_: int) -> str:
         start.wait()
-        return catalog.register(stack.lake, products)["action"]
+        return catalog.register(stack.lake, products, table_specs())["action"]
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         actions = list(pool.map(register, range(12)))
@@ -209,13 +209,18 @@ def test_the_sensor_lists_past_one_page_of_keys_and_stays_cheap(moto_endpoint):
     bucket = stack.lake.uri.removeprefix("s3://")
     for i in range(1005):
         s3.put_object(Bucket=bucket, Key=f"raw/orders/o{i:04}.csv", Body=b"x")
-    tick = scan(stack.lake.list(layout.RAW), RawCursor(), LOOKBACK)
+    tick = scan(stack.lake.list(layout.RAW), RawCursor(), LOOKBACK, list(CONTRACTS.values()))
     assert len(tick.new_files) == 1005
     assert len({f.upload.file_key for f in tick.new_files}) == 1005
     # the next tick over the same listing requests nothing, from a cursor of bounded size
-    assert scan(stack.lake.list(layout.RAW), tick.cursor, LOOKBACK).new_files == []
+    assert (
+        scan(stack.lake.list(layout.RAW), tick.cursor, LOOKBACK, list(CONTRACTS.values())).new_files
+        == []
+    )
     s3.put_object(Bucket=bucket, Key="raw/orders/o0007.csv", Body=b"changed")
-    (reupload,) = scan(stack.lake.list(layout.RAW), tick.cursor, LOOKBACK).new_files
+    (reupload,) = scan(
+        stack.lake.list(layout.RAW), tick.cursor, LOOKBACK, list(CONTRACTS.values())
+    ).new_files
     assert reupload.upload.file_key == "orders/o0007.csv"
 
 

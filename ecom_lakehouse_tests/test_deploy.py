@@ -323,7 +323,7 @@ def test_the_state_machine_is_closed_every_state_reachable_and_every_end_explici
 
 def test_the_kpi_tables_are_on_demand_recoverable_encrypted_and_only_written_by_dagster():
     from ecom_lakehouse.contracts import KPIS
-    from ecom_lakehouse.resources import KPI_TABLE_SETTINGS
+    from ecom_lakehouse.resources.settings import KPI_TABLE_SETTINGS
 
     tables = resources(template("analytics"), "AWS::DynamoDB::Table")
     by_variable = {"LAKEHOUSE_KPI_ORDER_TABLE": "OrderKpiTable",

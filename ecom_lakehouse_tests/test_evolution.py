@@ -17,6 +17,7 @@ from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.pipeline import load_batch, validate_batch
 from ecom_lakehouse.core.tables.evolution import SchemaChangeRefused, columns_to_add
+from ecom_lakehouse.definitions import build_defs
 from ecom_lakehouse.names import FAILED_RUNS_SENSOR
 from ecom_lakehouse.runner.ingest import ingest
 from ecom_lakehouse_tests.conftest import Stack, files_under, land, local_stack, query
@@ -31,20 +32,18 @@ def delta_table(lake: Lake, name: str) -> DeltaTable:
     return DeltaTable(lake.url(layout.table_path(name)), storage_options=lake.storage_options())
 
 
-def test_a_contract_that_gains_an_optional_column_adds_it_to_the_table_and_catalog(
-    stack, instance, monkeypatch
-):
+def test_a_contract_that_gains_an_optional_column_adds_it_to_the_table_and_catalog(stack, instance):
     land(stack.lake, "orders", csv_bytes([ORDERS_HEADER, order(1), order(2)]), "before.csv")
     assert all(r.success for r in ingest(instance, stack.defs))
     protocol = delta_table(stack.lake, "orders").protocol()
 
-    monkeypatch.setitem(CONTRACTS, "orders", WITH_COUPON)
+    defs = build_defs(stack.env, {**CONTRACTS, "orders": WITH_COUPON})  # the contract, changed
     header = [*ORDERS_HEADER, "coupon"]
     rows = [header, [*order(2), "SPRING"], [*order(3), "WINTER"]]
     land(stack.lake, "orders", csv_bytes(rows), "after.csv")
     # a producer still on the old layout: the optional column is absent from its header
     land(stack.lake, "orders", csv_bytes([ORDERS_HEADER, order(4)]), "old_layout.csv")
-    reports = ingest(instance, stack.defs)
+    reports = ingest(instance, defs)
     assert [r.success for r in reports] == [True, True], reports
 
     found = query(stack, "SELECT order_id, coupon FROM orders ORDER BY order_id")
@@ -108,14 +107,14 @@ def test_a_table_made_before_the_audit_columns_and_rescued_data_gains_them(tmp_p
     ]
 
 
-def test_a_changed_column_type_is_refused_with_what_to_do(stack, instance, monkeypatch):
+def test_a_changed_column_type_is_refused_with_what_to_do(stack, instance):
     land(stack.lake, "orders", csv_bytes([ORDERS_HEADER, order(1)]), "a.csv")
     assert all(r.success for r in ingest(instance, stack.defs))
     wider = replace(ORDERS.column("total_amount"), type="decimal(18,2)")
     columns = tuple(wider if c.name == wider.name else c for c in ORDERS.columns)
-    monkeypatch.setitem(CONTRACTS, "orders", replace(ORDERS, columns=columns))
+    defs = build_defs(stack.env, {**CONTRACTS, "orders": replace(ORDERS, columns=columns)})
     land(stack.lake, "orders", csv_bytes([ORDERS_HEADER, order(2)]), "b.csv")
-    (report,) = ingest(instance, stack.defs)
+    (report,) = ingest(instance, defs)
     assert not report.success
     assert "total_amount is decimal(12,2) in the table but decimal(18,2) in the contract" in (
         report.error

@@ -183,7 +183,7 @@ def test_a_later_file_recomputes_only_the_days_it_touched(tmp_path, instance):
     daily_expected, categories_expected = expected_kpis(orders, pd.concat([items, extra]), products)
     assert_kpis_equal(kpi_rows(stack, "order_kpis_daily"), daily_expected)
     assert_kpis_equal(kpi_rows(stack, "category_kpis"), categories_expected)
-    full = refresh(stack.lake, KPIS["order_kpis_daily"], full=True)
+    full = refresh(stack.lake, KPIS["order_kpis_daily"], CONTRACTS, full=True)
     assert (full.inserted, full.updated, full.deleted) == (0, 0, 0)
 
 
@@ -317,7 +317,9 @@ def test_dynamodb_holds_exactly_the_kpi_rows_and_a_repush_writes_nothing(moto_en
     sink = stack.defs.resources["kpi_sink"]
     assert isinstance(sink, DynamoDbKpiSink)
     calls = []
-    outcome = refresh(stack.lake, KPIS["order_kpis_daily"], push=lambda *a: calls.append(a) or {})
+    outcome = refresh(
+        stack.lake, KPIS["order_kpis_daily"], CONTRACTS, push=lambda *a: calls.append(a) or {}
+    )
     assert (outcome.dates, calls) == ([], [])
     # the item shapes: keys as text, numbers as numbers
     item = stored_items(stack, tables["category_kpis"])[0]
@@ -394,7 +396,9 @@ def test_every_kpi_column_shows_the_dataset_columns_it_comes_from():
 
     for kpi in KPIS.values():
         lineage = (
-            kpi_asset(kpi).specs_by_key[dg.AssetKey(kpi.name)].metadata["dagster/column_lineage"]
+            kpi_asset(kpi, CONTRACTS)
+            .specs_by_key[dg.AssetKey(kpi.name)]
+            .metadata["dagster/column_lineage"]
         )
         assert set(lineage.deps_by_column) == set(kpi.column_names), kpi.name
         inputs = {source.dataset for source in kpi.inputs}

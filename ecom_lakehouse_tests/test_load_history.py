@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import Column, DatasetContract, registered
+from ecom_lakehouse.contracts import CONTRACTS, Column, DatasetContract, registered
 from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.tables import history
 from ecom_lakehouse.core.tables.delta import lake_has_table
@@ -109,7 +109,7 @@ def test_the_history_has_a_row_per_upload_attempt(lake_dir, instance):
     assert instance.get_run_by_id(run_id).job_name == "orders_ingest"
 
     # a re-process is a new delivery: loaded again, from the archive, exactly once
-    (again,) = reprocess(instance, defs, ["orders/good.csv"])
+    (again,) = reprocess(instance, defs, ["orders/good.csv"], CONTRACTS)
     assert again.status == "OK"
     assert history_rows(lake, "status = 'loaded'")[-1][:6] == (
         "orders/good.csv", "loaded", 3, 1, 0, 2,
@@ -190,7 +190,7 @@ def test_a_history_that_missed_commits_is_completed_by_the_next_run(
     land(lake_dir, "orders", orders_file(1), "first.csv")
     (first,) = ingest(instance, defs)
     assert first.status == "OK"  # the history never fails a load
-    (again,) = reprocess(instance, defs, ["orders/first.csv"])
+    (again,) = reprocess(instance, defs, ["orders/first.csv"], CONTRACTS)
     assert again.status == "OK"
     assert not lake_has_table(lake, "load_history")
     monkeypatch.setattr(history, "record_loads", original)

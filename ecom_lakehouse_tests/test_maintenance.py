@@ -6,7 +6,7 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
-from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.contracts import CONTRACTS, table_specs
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.pipeline import load_batch, validate_batch
@@ -55,7 +55,7 @@ def data_files_on_disk(lake: Lake) -> list[str]:
 def test_200_small_uploads_maintained_keep_their_rows_catalog_and_exactly_once(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
     keys = load_one_upload_per_commit(lake, 200)
-    rebuild_catalog(lake)
+    rebuild_catalog(lake, table_specs())
     rows = table_rows(lake)
     data_files = data_files_on_disk(lake)
 

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from ecom_lakehouse.contracts import CONTRACTS
 from ecom_lakehouse.core.lake.landing import RawCursor, batches
 from ecom_lakehouse.core.lake.landing import scan as scan_with
 from ecom_lakehouse.core.lake.storage import ObjectInfo
@@ -21,7 +22,7 @@ def obj(key: str, seconds: float = 0, etag: str = "e1") -> ObjectInfo:
 
 
 def scan(listing, cursor):
-    return scan_with(listing, cursor, LOOKBACK)
+    return scan_with(listing, cursor, LOOKBACK, list(CONTRACTS.values()))
 
 
 def keys(tick) -> list[str]:

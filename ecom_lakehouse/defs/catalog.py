@@ -2,7 +2,7 @@
 (a DuckDB view locally, a Glue table in AWS), refreshed by declarative automation after the
 table changes, and a job that refreshes them all."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
@@ -15,7 +15,9 @@ from ecom_lakehouse.resources.catalogs import Catalog
 from ecom_lakehouse.resources.lake import LakeResource
 
 
-def catalog_asset(spec: TableSpec, group: str) -> dg.AssetsDefinition:
+def catalog_asset(spec: TableSpec, group: str, every: Sequence[TableSpec]) -> dg.AssetsDefinition:
+    """``<table>_catalog``: the table's entry, refreshed after the table changes."""
+
     @dg.asset(
         key=catalog_key(spec),
         deps=[table_key(spec)],
@@ -37,7 +39,7 @@ def catalog_asset(spec: TableSpec, group: str) -> dg.AssetsDefinition:
             context.log.info(f"{spec.name} has no Delta table yet: nothing to register")
             return dg.MaterializeResult(metadata={"registered": False})
         with duckdb_sql.scoped(table_lake):
-            registered = catalog.register(table_lake, spec)
+            registered = catalog.register(table_lake, spec, every)
         return dg.MaterializeResult(metadata={"registered": True, **registered})
 
     return catalog
@@ -45,7 +47,8 @@ def catalog_asset(spec: TableSpec, group: str) -> dg.AssetsDefinition:
 
 def catalog_definitions(specs: Iterable[tuple[TableSpec, str]]) -> dg.Definitions:
     """A catalog entry per (table, its group), and the job that refreshes them all."""
-    assets = [catalog_asset(spec, group) for spec, group in specs]
+    every = [spec for spec, _ in specs]
+    assets = [catalog_asset(spec, group, every) for spec, group in specs]
     return dg.Definitions(
         assets=assets,
         jobs=[

@@ -2,11 +2,11 @@
 from changes (only the days the change touched), with its checks, its rows pushed to the KPI
 sink (DynamoDB in AWS)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import KpiTable
+from ecom_lakehouse.contracts import KpiTable, TableSpec
 from ecom_lakehouse.core.kpis.refresh import kpi_checks, refresh, run_checks
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.storage import Lake
@@ -37,7 +37,8 @@ def column_lineage(kpi: KpiTable) -> dg.TableColumnLineage:
     )
 
 
-def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
+def kpi_asset(kpi: KpiTable, datasets: Mapping[str, TableSpec]) -> dg.AssetsDefinition:
+    """A KPI table, computed from ``datasets`` (the tables its SQL names, by name)."""
     names = kpi_names(kpi)
     checks = kpi_checks(kpi)
 
@@ -69,7 +70,9 @@ def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
         kpi_sink: KpiSink,
     ) -> dg.MaterializeResult:
         with duckdb_sql.scoped(lake.lake()):
-            return refresh_run(context, kpi, lake.lake(), kpi_sink, full=config.full_refresh)
+            return refresh_run(
+                context, kpi, datasets, lake.lake(), kpi_sink, full=config.full_refresh
+            )
 
     return kpi_table
 
@@ -77,13 +80,14 @@ def kpi_asset(kpi: KpiTable) -> dg.AssetsDefinition:
 def refresh_run(
     context: dg.AssetExecutionContext,
     kpi: KpiTable,
+    datasets: Mapping[str, TableSpec],
     kpi_lake: Lake,
     kpi_sink: KpiSink,
     *,
     full: bool,
 ) -> dg.MaterializeResult:
     """A KPI table's step: the days its inputs' changes touched recomputed, pushed, checked."""
-    outcome = refresh(kpi_lake, kpi, full=full, push=kpi_sink.push)
+    outcome = refresh(kpi_lake, kpi, datasets, full=full, push=kpi_sink.push)
     shown = ", ".join(d.isoformat() for d in outcome.dates[:10])
     more = f" and {len(outcome.dates) - 10} more" if len(outcome.dates) > 10 else ""
     context.log.info(
@@ -104,12 +108,12 @@ def refresh_run(
         metadata["table_version"] = outcome.table_version
     return dg.MaterializeResult(
         metadata=metadata,
-        check_results=[check_result(c) for c in run_checks(kpi_lake, kpi, outcome.dates)],
+        check_results=[check_result(c) for c in run_checks(kpi_lake, kpi, datasets, outcome.dates)],
     )
 
 
-def kpi_definitions(kpis: Iterable[KpiTable]) -> dg.Definitions:
-    assets = [kpi_asset(kpi) for kpi in kpis]
+def kpi_definitions(kpis: Iterable[KpiTable], datasets: Mapping[str, TableSpec]) -> dg.Definitions:
+    assets = [kpi_asset(kpi, datasets) for kpi in kpis]
     job = dg.define_asset_job(
         KPI_JOB,
         selection=dg.AssetSelection.assets(*assets),

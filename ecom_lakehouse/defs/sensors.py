@@ -1,12 +1,12 @@
 """The raw-zone sensor: ingest runs that each take a batch of newly landed files, on the day
 they landed (what is new, and how it is batched, is ``core/lake/landing.py``'s to decide)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.landing import Batch, RawCursor, Tick, batches, scan
 from ecom_lakehouse.defs.ingest import ingest_run_config
@@ -65,11 +65,13 @@ def sensor_result(
 
 
 def raw_sensor_definitions(
+    datasets: Sequence[DatasetContract],
     ingest: Iterable[dg.Definitions],
     days: dg.TimeWindowPartitionsDefinition,
     settings: SensorSettings,
 ) -> dg.Definitions:
-    folders = ", ".join(c.raw_folder for c in CONTRACTS.values())
+    """The raw sensor, for ``datasets`` (in load order) and their ingest jobs."""
+    folders = ", ".join(c.raw_folder for c in datasets)
     lookback = timedelta(seconds=settings.lookback_seconds)
 
     @dg.sensor(
@@ -86,7 +88,8 @@ def raw_sensor_definitions(
     def raw_files_sensor(
         context: dg.SensorEvaluationContext, lake: LakeResource
     ) -> dg.SensorResult:
-        tick = scan(lake.lake().list(layout.RAW), RawCursor.parse(context.cursor), lookback)
+        cursor = RawCursor.parse(context.cursor)
+        tick = scan(lake.lake().list(layout.RAW), cursor, lookback, datasets)
         for key in tick.unroutable:
             context.log.warning(
                 f"{key} is not in a dataset folder ({folders}); it is left in raw/ untouched"

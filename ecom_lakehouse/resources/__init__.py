@@ -27,49 +27,46 @@ from ecom_lakehouse.resources.merge_engines import (
 )
 from ecom_lakehouse.resources.metrics import CloudWatchMetrics, NoMetrics
 from ecom_lakehouse.resources.notifications import LogNotifier, Notifier, SnsNotifier
-from ecom_lakehouse.resources.settings import duckdb_catalog_path, environment, lake_from_env
+from ecom_lakehouse.resources.settings import ResourceSettings, Settings
 from ecom_lakehouse.resources.sql_engines import AthenaSqlEngine, DuckDbSqlEngine, SqlEngine
 
-DEFAULT_GLUE_DATABASE = "ecom_lakehouse"
-EMR_LOG_GROUP = "/aws/emr-serverless/ecom-lakehouse"  # the analytics stack's, for its default name
-DEFAULT_UI_URL = "http://127.0.0.1:3000"
 
-
-def _local(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResource]:
+def _local(settings: ResourceSettings, lake: Lake) -> dict[str, dg.ConfigurableResource]:
+    catalog = settings.duckdb_catalog
     return {
-        "catalog": DuckDbCatalog(path=str(path) if (path := duckdb_catalog_path(env)) else None),
+        "catalog": DuckDbCatalog(path=str(catalog) if catalog else None),
         "sql": DuckDbSqlEngine(),
-        "notifier": LogNotifier(ui_url=env.get("DAGSTER_UI_URL", DEFAULT_UI_URL)),
+        "notifier": LogNotifier(ui_url=settings.ui_url),
         "kpi_sink": NoKpiSink(),
         "metrics": NoMetrics(),
     }
 
 
-def _aws(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResource]:
+def _aws(settings: ResourceSettings, lake: Lake) -> dict[str, dg.ConfigurableResource]:
     aws: dict[str, Any] = {"endpoint_url": lake.endpoint_url, "region": lake.region}
-    database = env.get("LAKEHOUSE_GLUE_DATABASE", DEFAULT_GLUE_DATABASE)
     sql: SqlEngine = AthenaSqlEngine(
-        database=database,
-        workgroup=env.get("LAKEHOUSE_ATHENA_WORKGROUP", "primary"),
-        output_location=env.get("LAKEHOUSE_ATHENA_OUTPUT") or None,
+        database=settings.glue_database,
+        workgroup=settings.athena_workgroup,
+        output_location=settings.athena_output,
         **aws,
     )
-    if env.get("LAKEHOUSE_SQL_ENGINE") == "duckdb":  # Athena cannot run where S3 is not AWS
+    if settings.sql_engine == "duckdb":  # Athena cannot run where S3 is not AWS
         sql = DuckDbSqlEngine()
-    ui_url = env.get("DAGSTER_UI_URL", DEFAULT_UI_URL)
-    failure_topic = env.get("LAKEHOUSE_SNS_FAILURE_TOPIC_ARN")
-    notifier: Notifier = LogNotifier(ui_url=ui_url)
-    if failure_topic:
+    notifier: Notifier = LogNotifier(ui_url=settings.ui_url)
+    if settings.sns_failure_topic_arn:
         notifier = SnsNotifier(
-            ui_url=ui_url,
-            failure_topic_arn=failure_topic,
-            success_topic_arn=env.get("LAKEHOUSE_SNS_SUCCESS_TOPIC_ARN") or None,
+            ui_url=settings.ui_url,
+            failure_topic_arn=settings.sns_failure_topic_arn,
+            success_topic_arn=settings.sns_success_topic_arn,
             **aws,
         )
-    kpi_tables = {kpi: env[name] for kpi, name in KPI_TABLE_SETTINGS.items() if env.get(name)}
-    kpi_sink: KpiSink = DynamoDbKpiSink(tables=kpi_tables, **aws) if kpi_tables else NoKpiSink()
+    kpi_sink: KpiSink = (
+        DynamoDbKpiSink(tables=dict(settings.kpi_tables), **aws)
+        if settings.kpi_tables
+        else NoKpiSink()
+    )
     return {
-        "catalog": GlueCatalog(database=database, **aws),
+        "catalog": GlueCatalog(database=settings.glue_database, **aws),
         "sql": sql,
         "notifier": notifier,
         "kpi_sink": kpi_sink,
@@ -77,19 +74,12 @@ def _aws(env: Mapping[str, str], lake: Lake) -> dict[str, dg.ConfigurableResourc
     }
 
 
-# The DynamoDB table each KPI table is pushed to (aws), by the variable that names it.
-KPI_TABLE_SETTINGS = {
-    "order_kpis_daily": "LAKEHOUSE_KPI_ORDER_TABLE",
-    "category_kpis": "LAKEHOUSE_KPI_CATEGORY_TABLE",
-}
-
-
 class MissingSetting(ValueError):
     pass
 
 
-def _setting(env: Mapping[str, str], name: str, engine: str) -> str:
-    value = env.get(name)
+def _setting(settings: ResourceSettings, name: str, engine: str) -> str:
+    value = settings.engine_variables.get(name)
     if not value:
         raise MissingSetting(
             f"LAKEHOUSE_MERGE_ENGINE={engine} needs {name} (or set LAKEHOUSE_MERGE_ENGINE=local)"
@@ -97,40 +87,40 @@ def _setting(env: Mapping[str, str], name: str, engine: str) -> str:
     return value
 
 
-def _spark_settings(env: Mapping[str, str], lake: Lake, engine: str) -> dict[str, Any]:
+def _spark_settings(settings: ResourceSettings, lake: Lake, engine: str) -> dict[str, Any]:
     return {
-        "scripts_uri": _setting(env, "LAKEHOUSE_SPARK_SCRIPTS_URI", engine),
-        "tables": env.get("LAKEHOUSE_SPARK_TABLES", "spark"),
+        "scripts_uri": _setting(settings, "LAKEHOUSE_SPARK_SCRIPTS_URI", engine),
+        "tables": settings.spark_tables,
         "endpoint_url": lake.endpoint_url,
         "region": lake.region,
     }
 
 
-def _pipes_bucket(env: Mapping[str, str], lake: Lake) -> str:
+def _pipes_bucket(settings: ResourceSettings, lake: Lake) -> str:
     """Where Pipes context and messages go for Glue: the lake's bucket unless set apart."""
-    if env.get("LAKEHOUSE_PIPES_BUCKET") or not lake.is_s3:
-        return _setting(env, "LAKEHOUSE_PIPES_BUCKET", "glue")
+    if settings.engine_variables.get("LAKEHOUSE_PIPES_BUCKET") or not lake.is_s3:
+        return _setting(settings, "LAKEHOUSE_PIPES_BUCKET", "glue")
     return urlparse(lake.uri).netloc
 
 
-MERGE_ENGINES: dict[str, Callable[[Mapping[str, str], Lake], MergeEngine]] = {
-    "local": lambda env, lake: DeltaRsMergeEngine(),
-    "glue": lambda env, lake: GlueMergeEngine(
-        job_name=_setting(env, "LAKEHOUSE_GLUE_JOB_NAME", "glue"),
-        pipes_bucket=_pipes_bucket(env, lake),
-        **_spark_settings(env, lake, "glue"),
+MERGE_ENGINES: dict[str, Callable[[ResourceSettings, Lake], MergeEngine]] = {
+    "local": lambda settings, lake: DeltaRsMergeEngine(),
+    "glue": lambda settings, lake: GlueMergeEngine(
+        job_name=_setting(settings, "LAKEHOUSE_GLUE_JOB_NAME", "glue"),
+        pipes_bucket=_pipes_bucket(settings, lake),
+        **_spark_settings(settings, lake, "glue"),
     ),
-    "emr-serverless": lambda env, lake: EmrServerlessMergeEngine(
-        application_id=_setting(env, "LAKEHOUSE_EMR_APPLICATION_ID", "emr-serverless"),
-        execution_role_arn=_setting(env, "LAKEHOUSE_EMR_EXECUTION_ROLE_ARN", "emr-serverless"),
-        log_group=env.get("LAKEHOUSE_EMR_LOG_GROUP") or EMR_LOG_GROUP,
-        **_spark_settings(env, lake, "emr-serverless"),
+    "emr-serverless": lambda settings, lake: EmrServerlessMergeEngine(
+        application_id=_setting(settings, "LAKEHOUSE_EMR_APPLICATION_ID", "emr-serverless"),
+        execution_role_arn=_setting(settings, "LAKEHOUSE_EMR_EXECUTION_ROLE_ARN", "emr-serverless"),
+        log_group=settings.emr_log_group,
+        **_spark_settings(settings, lake, "emr-serverless"),
     ),
 }
 DEFAULT_MERGE_ENGINE = {"local": "local", "aws": "glue"}
 
 
-PROFILES: dict[str, Callable[[Mapping[str, str], Lake], dict[str, dg.ConfigurableResource]]] = {
+PROFILES: dict[str, Callable[[ResourceSettings, Lake], dict[str, dg.ConfigurableResource]]] = {
     "local": _local,
     "aws": _aws,
 }
@@ -140,20 +130,25 @@ class UnknownProfile(ValueError):
     pass
 
 
-def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
-    """Every resource, for the environment ``environ`` describes (default: this process's)."""
-    env = environment(environ)
-    profile = env.get("LAKEHOUSE_ENV", "local")
-    if profile not in PROFILES:
-        raise UnknownProfile(f"LAKEHOUSE_ENV={profile!r}: expected one of {sorted(PROFILES)}")
-    lake = lake_from_env(env)
-    engine = env.get("LAKEHOUSE_MERGE_ENGINE") or DEFAULT_MERGE_ENGINE[profile]
+def build_resources(
+    settings: Settings | Mapping[str, str] | None = None,
+) -> dict[str, dg.ConfigurableResource]:
+    """Every resource, for ``settings`` (or the environment a mapping describes; default:
+    this process's, read here)."""
+    if not isinstance(settings, Settings):
+        settings = Settings.from_env(settings)
+    if settings.profile not in PROFILES:
+        raise UnknownProfile(
+            f"LAKEHOUSE_ENV={settings.profile!r}: expected one of {sorted(PROFILES)}"
+        )
+    engine = settings.merge_engine or DEFAULT_MERGE_ENGINE[settings.profile]
     if engine not in MERGE_ENGINES:
         raise UnknownProfile(
             f"LAKEHOUSE_MERGE_ENGINE={engine!r}: expected one of {sorted(MERGE_ENGINES)}"
         )
+    lake = settings.lake
     return {
-        "lake": LakeResource.of(lake, from_process_env=environ is None),
-        "merge_engine": MERGE_ENGINES[engine](env, lake),
-        **PROFILES[profile](env, lake),
+        "lake": LakeResource.of(lake, from_process_env=settings.lake_from_process_env),
+        "merge_engine": MERGE_ENGINES[engine](settings.resources, lake),
+        **PROFILES[settings.profile](settings.resources, lake),
     }

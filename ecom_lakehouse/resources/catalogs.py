@@ -6,6 +6,7 @@ every registered table is a view (what ``ecom-lakehouse query`` uses).
 
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,9 @@ class Catalog(dg.ConfigurableResource, ABC):
     connection in which every registered table is a view (``ecom-lakehouse query``)."""
 
     @abstractmethod
-    def register(self, lake: Lake, spec: TableSpec) -> dict[str, Any]:
-        """Create or refresh the dataset's entry; returns what was done, as metadata."""
+    def register(self, lake: Lake, spec: TableSpec, every: Sequence[TableSpec]) -> dict[str, Any]:
+        """Create or refresh the table's entry (among ``every`` table's: a catalog made whole
+        is remade from them all); returns what was done, as metadata."""
 
     @abstractmethod
     def connect_for_query(self, lake: Lake) -> duckdb.DuckDBPyConnection: ...
@@ -52,8 +54,8 @@ class DuckDbCatalog(Catalog):
     def _path(self) -> Path | None:
         return Path(self.path) if self.path else None
 
-    def register(self, lake: Lake, spec: TableSpec) -> dict[str, Any]:
-        entries = duckdb_catalog.rebuild_catalog(lake, self._path())
+    def register(self, lake: Lake, spec: TableSpec, every: Sequence[TableSpec]) -> dict[str, Any]:
+        entries = duckdb_catalog.rebuild_catalog(lake, every, self._path())
         mine = [e.name for e in entries if e.name in (spec.name, f"rejected_{spec.name}")]
         return {
             "catalog": duckdb_catalog.catalog_location(lake, self._path()),
@@ -97,7 +99,7 @@ class GlueCatalog(Catalog):
             },
         }
 
-    def register(self, lake: Lake, spec: TableSpec) -> dict[str, Any]:
+    def register(self, lake: Lake, spec: TableSpec, every: Sequence[TableSpec]) -> dict[str, Any]:
         """Create the database if missing; create the table, or update it when its location,
         columns or partition keys differ from the spec's."""
         glue = self._glue()

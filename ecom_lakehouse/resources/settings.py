@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecom_lakehouse.core.lake.storage import DEFAULT_LAKE, Lake, S3Credentials, normalize_uri
@@ -147,3 +147,93 @@ def dagster_home(environ: Mapping[str, str] | None = None) -> str | None:
 def debug(environ: Mapping[str, str] | None = None) -> bool:
     """``ECOM_LAKEHOUSE_DEBUG=1``: the CLI shows tracebacks of unexpected errors."""
     return bool(environment(environ).get("ECOM_LAKEHOUSE_DEBUG"))
+
+
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
+DEFAULT_GLUE_DATABASE = "ecom_lakehouse"
+EMR_LOG_GROUP = "/aws/emr-serverless/ecom-lakehouse"  # the analytics stack's, for its default name
+# The DynamoDB table each KPI table is pushed to (aws), by the variable that names it.
+KPI_TABLE_SETTINGS = {
+    "order_kpis_daily": "LAKEHOUSE_KPI_ORDER_TABLE",
+    "category_kpis": "LAKEHOUSE_KPI_CATEGORY_TABLE",
+}
+
+
+@dataclass(frozen=True)
+class ResourceSettings:
+    """What the resources of a profile are made of (``build_resources``). A variable a merge
+    engine needs is checked when that engine is built, saying which variable is missing."""
+
+    ui_url: str = DEFAULT_UI_URL  # DAGSTER_UI_URL: links in notifications
+    duckdb_catalog: Path | None = None
+    glue_database: str = DEFAULT_GLUE_DATABASE
+    athena_workgroup: str = "primary"
+    athena_output: str | None = None
+    sql_engine: str | None = None  # "duckdb": DuckDB in the aws profile (S3 that is not AWS)
+    sns_failure_topic_arn: str | None = None
+    sns_success_topic_arn: str | None = None
+    kpi_tables: Mapping[str, str] = field(default_factory=dict)  # KPI table -> DynamoDB table
+    # by the variable's name, the merge engines' settings that have no default
+    engine_variables: Mapping[str, str] = field(default_factory=dict)
+    spark_tables: str = "spark"
+    emr_log_group: str = EMR_LOG_GROUP
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ResourceSettings:
+        return cls(
+            ui_url=env.get("DAGSTER_UI_URL", DEFAULT_UI_URL),
+            duckdb_catalog=duckdb_catalog_path(env),
+            glue_database=env.get("LAKEHOUSE_GLUE_DATABASE", DEFAULT_GLUE_DATABASE),
+            athena_workgroup=env.get("LAKEHOUSE_ATHENA_WORKGROUP", "primary"),
+            athena_output=env.get("LAKEHOUSE_ATHENA_OUTPUT") or None,
+            sql_engine=env.get("LAKEHOUSE_SQL_ENGINE") or None,
+            sns_failure_topic_arn=env.get("LAKEHOUSE_SNS_FAILURE_TOPIC_ARN") or None,
+            sns_success_topic_arn=env.get("LAKEHOUSE_SNS_SUCCESS_TOPIC_ARN") or None,
+            kpi_tables={
+                kpi: env[name] for kpi, name in KPI_TABLE_SETTINGS.items() if env.get(name)
+            },
+            engine_variables={name: env[name] for name in ENGINE_VARIABLES if env.get(name)},
+            spark_tables=env.get("LAKEHOUSE_SPARK_TABLES", "spark"),
+            emr_log_group=env.get("LAKEHOUSE_EMR_LOG_GROUP") or EMR_LOG_GROUP,
+        )
+
+
+ENGINE_VARIABLES = (
+    "LAKEHOUSE_SPARK_SCRIPTS_URI",
+    "LAKEHOUSE_GLUE_JOB_NAME",
+    "LAKEHOUSE_PIPES_BUCKET",
+    "LAKEHOUSE_EMR_APPLICATION_ID",
+    "LAKEHOUSE_EMR_EXECUTION_ROLE_ARN",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the environment configures, read once, at the top (``build_defs``), and
+    passed down: each part of the definitions takes its section, ``build_resources`` the lake,
+    the profile, the merge engine and ``resources``."""
+
+    lake: Lake
+    lake_from_process_env: bool  # its credentials are resolved in the run (``dg.EnvVar``)
+    profile: str  # LAKEHOUSE_ENV: local or aws
+    merge_engine: str | None  # LAKEHOUSE_MERGE_ENGINE, else the profile's
+    sensor: SensorSettings
+    generator: GeneratorSettings
+    maintenance: MaintenanceSettings
+    limits: ReadLimits
+    resources: ResourceSettings
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = environment(environ)
+        return cls(
+            lake=lake_from_env(env),
+            lake_from_process_env=environ is None,
+            profile=env.get("LAKEHOUSE_ENV", "local"),
+            merge_engine=env.get("LAKEHOUSE_MERGE_ENGINE") or None,
+            sensor=SensorSettings.from_env(env),
+            generator=GeneratorSettings.from_env(env),
+            maintenance=MaintenanceSettings.from_env(env),
+            limits=read_limits(env),
+            resources=ResourceSettings.from_env(env),
+        )

@@ -1,13 +1,10 @@
 """``reprocess``: files processed again from wherever they are, a new delivery each."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import (
-    CONTRACTS,
-    contract_for_raw_folder,
-)
+from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.landing import landing_day
 from ecom_lakehouse.core.pipeline import FileSkipped, locate_source
@@ -31,19 +28,22 @@ def reprocess(
     instance: dg.DagsterInstance,
     defs: dg.Definitions,
     file_keys: Sequence[str],
+    datasets: Mapping[str, DatasetContract],
     *,
     verbose: bool = False,
     kpi_reports: list[KpiReport] | None = None,
 ) -> list[FileReport]:
     """Each file processed again from wherever it is (``raw/``, ``archived/``, ``rejected/``):
-    a new delivery of its upload, in a run per dataset and landing day (the partition the run
-    shows under). Raises NotFound, before any run, for a file it cannot find."""
+    a new delivery of its upload, in a run per dataset (of ``datasets``, the ones ``defs``
+    were built for) and landing day (the partition the run shows under). Raises NotFound,
+    before any run, for a file it cannot find."""
     lake: LakeResource = resource_of(defs, "lake", LakeResource)
     runs: dict[tuple[str, str], list[str]] = {}
     for file_key in dict.fromkeys(file_keys):
-        contract = contract_for_raw_folder(layout.raw_folder(file_key))
+        folder = layout.raw_folder(file_key)
+        contract = next((c for c in datasets.values() if c.raw_folder == folder), None)
         if contract is None:
-            folders = ", ".join(c.raw_folder for c in CONTRACTS.values())
+            folders = ", ".join(c.raw_folder for c in datasets.values())
             raise NotFound(f"{file_key}: not in a dataset's folder ({folders})")
         try:
             _, upload = locate_source(lake.lake(), file_key)
@@ -57,7 +57,7 @@ def reprocess(
         runs.setdefault((contract.name, day), []).append(file_key)
     reports: list[FileReport] = []
     for (dataset, day), files in runs.items():
-        config = {**({} if verbose else QUIET), **ingest_run_config(CONTRACTS[dataset], files)}
+        config = {**({} if verbose else QUIET), **ingest_run_config(datasets[dataset], files)}
         job_name = names_of(dataset).ingest_job
         reports += ingest_run(
             instance,

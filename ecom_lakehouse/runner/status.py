@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from ecom_lakehouse.contracts import CONTRACTS, TableSpec
+from ecom_lakehouse.contracts import DatasetContract, TableSpec
 from ecom_lakehouse.contracts.history import REJECTED
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.storage import Lake
@@ -37,6 +37,7 @@ class TableStatus:
     rejected_rows: int = 0  # rows rejected in the last day
     attempts: dict[str, int] = field(default_factory=dict)  # last day's attempts by outcome
     checks: dict[str, str] = field(default_factory=dict)  # check -> PASSED, FAILED, ...
+    dataset: bool = False  # a dataset's table (files land for it), not a KPI's or the history
 
     def summary(self, now: datetime) -> str:
         if self.rows is None:
@@ -57,7 +58,7 @@ class TableStatus:
         if self.attempts:
             said = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.attempts.items()))
             rejected += f" (attempts: {said})"
-        parts = [loaded, waiting, rejected] if self.table in CONTRACTS else [loaded]
+        parts = [loaded, waiting, rejected] if self.dataset else [loaded]
         if self.checks:
             parts.append("checks: " + _checks(self.checks))
         return f"{self.table}: " + "; ".join(parts)
@@ -82,9 +83,9 @@ def table_status(lake: Lake, spec: TableSpec, now: datetime | None = None) -> Ta
         actions = pa.table(table.get_add_actions(flatten=True))
         status.rows = int(pc.sum(actions.column("num_records")).as_py() or 0)
         status.last_load = _last_load(table)
-    contract = CONTRACTS.get(spec.name)
-    if contract is None:
+    if not isinstance(spec, DatasetContract):
         return status
+    contract, status.dataset = spec, True
     waiting = list(lake.list(layout.raw_key(contract.raw_folder + "/")))
     status.waiting = len(waiting)
     status.oldest_waiting = min((info.last_modified for info in waiting), default=None)

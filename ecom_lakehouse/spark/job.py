@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from dagster_pipes import (
     PipesCliArgsParamsLoader,
@@ -32,7 +32,7 @@ from dagster_pipes import (
 )
 from pyspark.sql import SparkSession
 
-from ecom_lakehouse.contracts import CONTRACTS
+from ecom_lakehouse.contracts import CONTRACTS, DatasetContract
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.sql.checks import evaluate_checks, table_checks
 from ecom_lakehouse.core.tables.reporting import load_metadata
@@ -72,9 +72,9 @@ TABLES: dict[str, Callable[[SparkSession, str], Tables]] = {
 }
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+def parse_args(argv: Sequence[str], datasets: Iterable[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ecom-lakehouse-spark-job", description=__doc__)
-    parser.add_argument("--dataset", required=True, choices=sorted(CONTRACTS))
+    parser.add_argument("--dataset", required=True, choices=sorted(datasets))
     parser.add_argument("--lakehouse-uri", required=True)
     parser.add_argument("--batch-id", required=True)
     parser.add_argument("--tables", default="spark", choices=sorted(TABLES))
@@ -83,8 +83,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def load(spark: SparkSession, args: argparse.Namespace, pipes: PipesContext) -> None:
-    contract = CONTRACTS[args.dataset]
+def load(
+    spark: SparkSession, contract: DatasetContract, args: argparse.Namespace, pipes: PipesContext
+) -> None:
+    """The batch ``args`` names merged into ``contract``'s table, reported through Pipes."""
     lake_uri = args.lakehouse_uri.rstrip("/")
     uploads = read_uploads(
         spark, f"{lake_uri}/{layout.batch_manifest_key(contract.name, args.batch_id)}"
@@ -116,15 +118,18 @@ def load(spark: SparkSession, args: argparse.Namespace, pipes: PipesContext) -> 
         )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(
+    argv: Sequence[str] | None = None, contracts: Mapping[str, DatasetContract] = CONTRACTS
+) -> None:
+    """The job's entry point: the contracts it knows are the package's (what it shipped)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv, contracts)
     params_loader, context_loader, message_writer = PIPES[args.pipes]()
     with open_dagster_pipes(
         params_loader=params_loader, context_loader=context_loader, message_writer=message_writer
     ) as pipes:
         spark = SparkSession.builder.appName(f"ecom-lakehouse {args.dataset}").getOrCreate()
         spark.conf.set("spark.sql.session.timeZone", "UTC")  # the contracts' timestamps are UTC
-        load(spark, args, pipes)
+        load(spark, contracts[args.dataset], args, pipes)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
-from ecom_lakehouse.contracts import COMPUTED_AT, CONTRACTS, KpiCheck, KpiTable
+from ecom_lakehouse.contracts import COMPUTED_AT, KpiCheck, KpiTable, TableSpec
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.sql import duckdb_sql
@@ -89,8 +89,8 @@ class _Sql:
     (an empty one of the right columns while the dataset has no table yet), the KPI's own
     table, ``{changed}`` and ``{dates}``."""
 
-    def __init__(self, lake: Lake, kpi: KpiTable) -> None:
-        self.lake, self.kpi = lake, kpi
+    def __init__(self, lake: Lake, kpi: KpiTable, datasets: Mapping[str, TableSpec]) -> None:
+        self.lake, self.kpi, self.datasets = lake, kpi, datasets
         self.con = duckdb_sql.connect(lake)
 
     def __enter__(self) -> _Sql:
@@ -100,7 +100,7 @@ class _Sql:
         self.con.close()
 
     def table(self, name: str) -> str:
-        spec = CONTRACTS.get(name) or (self.kpi if name == "kpi" else None)
+        spec = self.datasets.get(name) or (self.kpi if name == "kpi" else None)
         if spec is None:
             raise KeyError(f"{self.kpi.name}: the SQL names an unknown table {{{name}}}")
         uri = self.lake.url(layout.table_path(spec.name))
@@ -173,21 +173,28 @@ def _versions(lake: Lake, kpi: KpiTable) -> dict[str, int]:
 
 
 def refresh(
-    lake: Lake, kpi: KpiTable, *, full: bool = False, push: Push | None = None
+    lake: Lake,
+    kpi: KpiTable,
+    datasets: Mapping[str, TableSpec],
+    *,
+    full: bool = False,
+    push: Push | None = None,
 ) -> KpiOutcome:
     """Recompute the KPI rows of the days the inputs touched (every day with ``full``), tell
     ``push`` what changed, then write them; done again from a fresh look when another
-    refresh committed meanwhile."""
+    refresh committed meanwhile. ``datasets``: the tables its SQL names, by name."""
     return retrying_conflicts(
-        lambda: _refresh_once(lake, kpi, full, push),
+        lambda: _refresh_once(lake, kpi, datasets, full, push),
         kpi.name,
         "nothing was committed: the next refresh recomputes the same days",
     )
 
 
-def _refresh_once(lake: Lake, kpi: KpiTable, full: bool, push: Push | None) -> KpiOutcome:
+def _refresh_once(
+    lake: Lake, kpi: KpiTable, datasets: Mapping[str, TableSpec], full: bool, push: Push | None
+) -> KpiOutcome:
     table = _table(lake, kpi.name)
-    with _Sql(lake, kpi) as sql:
+    with _Sql(lake, kpi, datasets) as sql:
         outcome = _plan(sql, lake, kpi, table, full)
         if not outcome.dates:
             if table is not None and any(
@@ -289,10 +296,12 @@ def _write(lake: Lake, kpi: KpiTable, rows: pa.Table, outcome: KpiOutcome) -> No
         outcome.table_version = table.version()
 
 
-def run_checks(lake: Lake, kpi: KpiTable, dates: list[date]) -> list[CheckOutcome]:
+def run_checks(
+    lake: Lake, kpi: KpiTable, datasets: Mapping[str, TableSpec], dates: list[date]
+) -> list[CheckOutcome]:
     """The KPI's checks, over the days just recomputed."""
     outcomes = []
-    with _Sql(lake, kpi) as sql:
+    with _Sql(lake, kpi, datasets) as sql:
         for check in kpi_checks(kpi):
             metadata: dict[str, int | str]
             try:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from ecom_lakehouse.contracts import DatasetContract, contract_for_raw_folder, load_rank
+from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.storage import ObjectInfo
 from ecom_lakehouse.core.lake.uploads import Upload
@@ -57,9 +57,17 @@ class Tick:
     cursor: RawCursor
 
 
-def scan(objects: Iterable[ObjectInfo], cursor: RawCursor, lookback: timedelta) -> Tick:
-    """Pick the uploads not seen before out of a listing of ``raw/``, in load order (a dataset
-    after the datasets its foreign keys name, then by landing time)."""
+def scan(
+    objects: Iterable[ObjectInfo],
+    cursor: RawCursor,
+    lookback: timedelta,
+    datasets: Sequence[DatasetContract],
+) -> Tick:
+    """Pick the uploads not seen before out of a listing of ``raw/``, each routed to the one of
+    ``datasets`` whose folder it is in, in load order (``datasets``' order: a dataset after
+    the datasets its foreign keys name; then by landing time)."""
+    by_folder = {contract.raw_folder: contract for contract in datasets}
+    rank = {contract.name: i for i, contract in enumerate(datasets)}
     since = cursor.high_water - lookback if cursor.high_water else None
     new, unroutable, recent = [], [], {}
     high_water = cursor.high_water
@@ -74,14 +82,14 @@ def scan(objects: Iterable[ObjectInfo], cursor: RawCursor, lookback: timedelta) 
         recent[info.key] = (upload.id, info.last_modified)
         if cursor.recent.get(info.key) == upload.id:
             continue
-        contract = contract_for_raw_folder(layout.raw_folder(upload.file_key))
+        contract = by_folder.get(layout.raw_folder(upload.file_key))
         if contract is None:
             unroutable.append(info.key)
             continue
         new.append(Landed(upload, contract, info.last_modified, info.size))
     window_start = high_water - lookback if high_water else None
     kept = {k: e for k, (e, lm) in recent.items() if window_start is None or lm >= window_start}
-    new.sort(key=lambda f: (load_rank(f.contract.name), f.last_modified, f.upload.file_key))
+    new.sort(key=lambda f: (rank[f.contract.name], f.last_modified, f.upload.file_key))
     return Tick(new, unroutable, RawCursor(high_water, kept))
 
 
@@ -113,10 +121,11 @@ class Batch:
         return f"{layout.raw_key(self.contract.raw_folder)}/{stamp}-{digest[:16]}"
 
 
-def batches(new_files: Iterable[Landed], max_files: int, max_bytes: int) -> list[Batch]:
-    """The runs to request for newly landed uploads, in load order: grouped per dataset and
-    landing day, in landing order, up to ``max_files`` and ``max_bytes`` each (a larger file
-    alone)."""
+def batches(new_files: Sequence[Landed], max_files: int, max_bytes: int) -> list[Batch]:
+    """The runs to request for newly landed uploads (in load order, as ``scan`` gives them),
+    in that order: grouped per dataset and landing day, in landing order, up to ``max_files``
+    and ``max_bytes`` each (a larger file alone)."""
+    rank = {name: i for i, name in enumerate(dict.fromkeys(f.contract.name for f in new_files))}
     result: list[Batch] = []
     open_batches: dict[tuple[str, date], list[Landed]] = {}
     open_bytes: dict[tuple[str, date], int] = {}
@@ -139,4 +148,4 @@ def batches(new_files: Iterable[Landed], max_files: int, max_bytes: int) -> list
     for group in list(open_batches):
         close(group)
     # stable: per dataset, landing order
-    return sorted(result, key=lambda b: (load_rank(b.contract.name), b.day))
+    return sorted(result, key=lambda b: (rank[b.contract.name], b.day))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from ecom_lakehouse.contracts import CONTRACTS, TableSpec, table_specs
+from ecom_lakehouse.contracts import DatasetContract, TableSpec
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.storage import Lake
 from ecom_lakehouse.core.sql.duckdb_sql import connect
@@ -36,7 +36,7 @@ def catalog_entries(lake: Lake, specs: Iterable[TableSpec]) -> list[CatalogEntry
         table = lake.url(layout.table_path(spec.name))
         if table_exists(table, lake.storage_options()):
             entries.append(CatalogEntry(spec.name, table, "delta"))
-        if spec.name not in CONTRACTS:
+        if not isinstance(spec, DatasetContract):
             continue  # only datasets have rejected rows
         rejects = layout.rejected_records_prefix(spec.name)
         if next(iter(lake.list(rejects)), None) is not None:
@@ -63,11 +63,13 @@ def catalog_location(lake: Lake, path: Path | None = None) -> str:
     return str(path) if path else lake.url(CATALOG_KEY)
 
 
-def rebuild_catalog(lake: Lake, path: Path | None = None) -> list[CatalogEntry]:
+def rebuild_catalog(
+    lake: Lake, specs: Iterable[TableSpec], path: Path | None = None
+) -> list[CatalogEntry]:
     """Write a fresh catalog file with a view for every entry, then swap it in whole (a local
     rename, or one PUT to the lake's bucket): a reader never sees it half-written."""
     local = path or (None if lake.is_s3 else Path(lake.url(CATALOG_KEY)))
-    entries = catalog_entries(lake, table_specs())
+    entries = catalog_entries(lake, specs)
     if local:
         local.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=local.parent if local else None) as scratch:
