@@ -74,9 +74,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	@# the definitions load as `dagster dev` loads them (the CLI says `dg check defs` supersedes
-	@# it, which needs a package this project does not use)
-	PYTHONWARNINGS='ignore:Function `definitions_validate_command` is superseded' \
+	@# the definitions load as `dagster dev` loads them, on a throw-away instance (the CLI says
+	@# `dg check defs` supersedes it, which needs a package this project does not use)
+	env -u DAGSTER_HOME PYTHONWARNINGS='ignore:Function `definitions_validate_command` is superseded' \
 	  $(BIN)/dagster definitions validate -w workspace.yaml
 
 # The JVM engines the tests run (Spark's Delta jars, Trino) come from Maven Central into a cache
