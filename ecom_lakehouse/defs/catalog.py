@@ -38,8 +38,8 @@ def catalog_asset(spec: TableSpec, group: str, every: Sequence[TableSpec]) -> dg
         if not lake_has_table(table_lake, spec.name):
             context.log.info(f"{spec.name} has no Delta table yet: nothing to register")
             return dg.MaterializeResult(metadata={"registered": False})
-        with duckdb_sql.scoped(table_lake):
-            registered = catalog.register(table_lake, spec, every)
+        duckdb_sql.for_run(table_lake, context.run.run_id)
+        registered = catalog.register(table_lake, spec, every)
         return dg.MaterializeResult(metadata={"registered": True, **registered})
 
     return catalog

@@ -69,10 +69,8 @@ def kpi_asset(kpi: KpiTable, datasets: Mapping[str, TableSpec]) -> dg.AssetsDefi
         lake: LakeResource,
         kpi_sink: KpiSink,
     ) -> dg.MaterializeResult:
-        with duckdb_sql.scoped(lake.lake()):
-            return refresh_run(
-                context, kpi, datasets, lake.lake(), kpi_sink, full=config.full_refresh
-            )
+        duckdb_sql.for_run(lake.lake(), context.run.run_id)
+        return refresh_run(context, kpi, datasets, lake.lake(), kpi_sink, full=config.full_refresh)
 
     return kpi_table
 

@@ -9,10 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from ecom_lakehouse.contracts import (
-    KPIS,
-    table_specs,
-)
+from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.core.tables.delta import lake_has_table
 from ecom_lakehouse.defs.automation import follows_load
 from ecom_lakehouse.defs.reports import (
@@ -25,8 +22,6 @@ from ecom_lakehouse.names import (
     KPI_JOB,
     RAW_SENSOR,
     TRIGGER_TAG,
-    catalog_key,
-    kpi_names,
     names_of,
 )
 from ecom_lakehouse.resources.lake import LakeResource
@@ -96,7 +91,8 @@ def refresh_after(
     tables they touched (their reports added to ``kpi_reports``), then the catalog entries."""
     loaded = {names_of(r.dataset).table for r in reports if r.success and not r.skipped}
     following = follows_load(defs, loaded)
-    kpis = [key for key in following if key in {kpi_names(k).table for k in KPIS.values()}]
+    kpi_tables = defs.resolve_job_def(KPI_JOB).asset_layer.selected_asset_keys
+    kpis = [key for key in following if key in kpi_tables]
     if kpis:
         with timings.phase("KPI refresh run"):
             run = defs.resolve_job_def(KPI_JOB).execute_in_process(
@@ -112,8 +108,10 @@ def refresh_after(
     # no entry to make: a step each saved).
     with timings.phase("catalog refresh run"):
         lake: LakeResource = resource_of(defs, "lake", LakeResource)
-        existing = [
-            catalog_key(spec) for spec in table_specs() if lake_has_table(lake.lake(), spec.name)
+        graph = defs.resolve_asset_graph()
+        entries = defs.resolve_job_def(CATALOG_JOB).asset_layer.selected_asset_keys
+        existing = [  # each entry's tags name its table
+            key for key in entries if lake_has_table(lake.lake(), graph.get(key).tags["table"])
         ]
         if existing:
             defs.resolve_job_def(CATALOG_JOB).execute_in_process(
@@ -122,6 +120,7 @@ def refresh_after(
                 run_config=run_config,
                 raise_on_error=True,
             )
+    duckdb_sql.release(lake.lake())  # the runs are over: the database they shared, too
 
 
 def ingest_run(

@@ -7,9 +7,8 @@ DuckDB reads Delta with its ``delta`` extension, loaded offline from the
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import duckdb
@@ -24,33 +23,49 @@ def connect(
     lake: Lake, database: str = ":memory:", *, read_only: bool = False
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that can read the lake's Delta tables and Parquet files (close it
-    when done). In-memory work shares one database per lake until ``release``: loading the
-    extensions costs ~0.1 s, which a step pays once (see ``scoped``)."""
+    when done). In-memory work shares one database per lake, for a run (see ``for_run``):
+    loading the extensions costs ~0.1 s, which a run pays once, not each step."""
     if database == ":memory:":
         with _LOCK:
             if lake not in _DATABASES:
-                _DATABASES[lake] = _configured(duckdb.connect(), lake)
-            cursor = _DATABASES[lake].cursor()
+                database_of_run = _configured(duckdb.connect(), lake)
+                _DATABASES[lake] = _Shared(database_of_run, _RUNS.get(lake))
+            cursor = _DATABASES[lake].database.cursor()
         cursor.execute("SET TimeZone = 'UTC'")  # a session setting: each cursor needs it
         return cursor
     return _configured(duckdb.connect(database, read_only=read_only), lake)
 
 
-_DATABASES: dict[Lake, duckdb.DuckDBPyConnection] = {}
+@dataclass
+class _Shared:
+    database: duckdb.DuckDBPyConnection
+    run_id: str | None  # the run it serves (None: this process, outside any run)
+
+
+_DATABASES: dict[Lake, _Shared] = {}
+_RUNS: dict[Lake, str] = {}  # the run whose steps query the lake now
 _LOCK = threading.Lock()
 
 
-@contextlib.contextmanager
-def scoped(lake: Lake) -> Iterator[None]:
-    """The lake's shared in-memory database lives until the end of this block (a step's work:
-    the steps that query the lake with DuckDB open one, and close it when they end)."""
-    try:
-        yield
-    finally:
-        with _LOCK:
-            database = _DATABASES.pop(lake, None)
-        if database is not None:
-            database.close()
+def for_run(lake: Lake, run_id: str) -> None:
+    """A step of ``run_id`` is about to query the lake: the shared database is the run's. One
+    left by another run (or by no run) is closed, so a database lives as long as its run, in a
+    run worker (a run a process) as in the CLI (its runs one after another)."""
+    with _LOCK:
+        _RUNS[lake] = run_id
+        other = _DATABASES.get(lake)
+        if other is None or other.run_id == run_id:
+            return
+        del _DATABASES[lake]
+    other.database.close()
+
+
+def release(lake: Lake) -> None:
+    """Close the lake's shared database (the CLI, once its runs are done)."""
+    with _LOCK:
+        shared = _DATABASES.pop(lake, None)
+    if shared is not None:
+        shared.database.close()
 
 
 def _configured(con: duckdb.DuckDBPyConnection, lake: Lake) -> duckdb.DuckDBPyConnection:

@@ -155,15 +155,15 @@ def table_asset(
         merge_engine: MergeEngine,
         metrics: MetricsSink,
     ) -> Iterator[dg.MaterializeResult]:
-        with duckdb_sql.scoped(lake.lake()):
-            yield from load_run(
-                context,
-                contract=contract,
-                checks=checks,
-                lake=lake.lake(),
-                sql=sql,
-                merge_engine=merge_engine,
-                metrics=metrics,
-            )
+        duckdb_sql.for_run(lake.lake(), context.run.run_id)
+        yield from load_run(
+            context,
+            contract=contract,
+            checks=checks,
+            lake=lake.lake(),
+            sql=sql,
+            merge_engine=merge_engine,
+            metrics=metrics,
+        )
 
     return table
