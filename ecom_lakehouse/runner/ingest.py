@@ -39,7 +39,21 @@ def ingest(
     kpi_reports: list[KpiReport] | None = None,
 ) -> list[FileReport]:
     """The files' reports; the KPI tables the loads touched are refreshed after them (their
-    reports added to ``kpi_reports``), then every catalog entry."""
+    reports added to ``kpi_reports``), then every catalog entry. The runs share one DuckDB
+    database over the lake (``held``)."""
+    lake: LakeResource = resource_of(defs, "lake", LakeResource)
+    with duckdb_sql.held(lake.lake()):
+        return _ingest(instance, defs, verbose=verbose, timings=timings, kpi_reports=kpi_reports)
+
+
+def _ingest(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    *,
+    verbose: bool,
+    timings: Timings | None,
+    kpi_reports: list[KpiReport] | None,
+) -> list[FileReport]:
     timings = Timings() if timings is None else timings
     run_config = {} if verbose else QUIET
     with timings.phase("sensor evaluation"):
@@ -120,7 +134,6 @@ def refresh_after(
                 run_config=run_config,
                 raise_on_error=True,
             )
-    duckdb_sql.release(lake.lake())  # the runs are over: the database they shared, too
 
 
 def ingest_run(

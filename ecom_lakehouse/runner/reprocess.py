@@ -8,6 +8,7 @@ from ecom_lakehouse.contracts import DatasetContract
 from ecom_lakehouse.core.lake import layout
 from ecom_lakehouse.core.lake.landing import landing_day
 from ecom_lakehouse.core.pipeline import FileSkipped, locate_source
+from ecom_lakehouse.core.sql import duckdb_sql
 from ecom_lakehouse.defs.ingest import ingest_run_config
 from ecom_lakehouse.defs.sensors import day_partition
 from ecom_lakehouse.names import (
@@ -55,20 +56,21 @@ def reprocess(
             raise TypeError(f"{job.name} is not partitioned by landing day: {days!r}")
         day = day_partition(days, landing_day(upload.landed_at))
         runs.setdefault((contract.name, day), []).append(file_key)
-    reports: list[FileReport] = []
-    for (dataset, day), files in runs.items():
-        config = {**({} if verbose else QUIET), **ingest_run_config(datasets[dataset], files)}
-        job_name = names_of(dataset).ingest_job
-        reports += ingest_run(
-            instance,
-            defs,
-            job_name=job_name,
-            partition_key=day,
-            run_config=config,
-            tags={FILES_TAG: str(len(files))},
+    with duckdb_sql.held(lake.lake()):  # the runs share one DuckDB database
+        reports: list[FileReport] = []
+        for (dataset, day), files in runs.items():
+            config = {**({} if verbose else QUIET), **ingest_run_config(datasets[dataset], files)}
+            job_name = names_of(dataset).ingest_job
+            reports += ingest_run(
+                instance,
+                defs,
+                job_name=job_name,
+                partition_key=day,
+                run_config=config,
+                tags={FILES_TAG: str(len(files))},
+            )
+        quiet = {} if verbose else QUIET
+        refresh_after(
+            instance, defs, reports, run_config=quiet, timings=Timings(), kpi_reports=kpi_reports
         )
-    quiet = {} if verbose else QUIET
-    refresh_after(
-        instance, defs, reports, run_config=quiet, timings=Timings(), kpi_reports=kpi_reports
-    )
     return reports

@@ -7,7 +7,9 @@ DuckDB reads Delta with its ``delta`` extension, loaded offline from the
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -47,11 +49,17 @@ _RUNS: dict[Lake, str] = {}  # the run whose steps query the lake now
 _LOCK = threading.Lock()
 
 
+_HELD: set[Lake] = set()  # lakes whose database this process keeps across its runs
+
+
 def for_run(lake: Lake, run_id: str) -> None:
     """A step of ``run_id`` is about to query the lake: the shared database is the run's. One
-    left by another run (or by no run) is closed, so a database lives as long as its run, in a
-    run worker (a run a process) as in the CLI (its runs one after another)."""
+    left by another run (or by no run) is closed, so a database lives as long as its run in a
+    run worker (a run a process) and in the tests (runs one after another); a process that
+    ``holds`` the lake (the CLI, its runs one command) keeps one for all of them."""
     with _LOCK:
+        if lake in _HELD:
+            return
         _RUNS[lake] = run_id
         other = _DATABASES.get(lake)
         if other is None or other.run_id == run_id:
@@ -60,12 +68,20 @@ def for_run(lake: Lake, run_id: str) -> None:
     other.database.close()
 
 
-def release(lake: Lake) -> None:
-    """Close the lake's shared database (the CLI, once its runs are done)."""
+@contextlib.contextmanager
+def held(lake: Lake) -> Iterator[None]:
+    """The runs inside this block share one database (opened by the first query), closed at
+    its end: a command of the CLI pays for loading the extensions once, not once a run."""
     with _LOCK:
-        shared = _DATABASES.pop(lake, None)
-    if shared is not None:
-        shared.database.close()
+        _HELD.add(lake)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _HELD.discard(lake)
+            shared = _DATABASES.pop(lake, None)
+        if shared is not None:
+            shared.database.close()
 
 
 def _configured(con: duckdb.DuckDBPyConnection, lake: Lake) -> duckdb.DuckDBPyConnection:
