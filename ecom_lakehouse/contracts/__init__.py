@@ -52,8 +52,6 @@ __all__ = [
     "Maintenance",
     "Rule",
     "TableSpec",
-    "contract_for_raw_folder",
-    "load_rank",
     "register",
     "registered",
 ]
@@ -104,14 +102,6 @@ def registered(datasets: Iterable[DatasetContract]) -> Iterator[None]:
 
 for _family in FAMILIES:
     register(_family.DATASETS)
-
-
-def contract_for_raw_folder(folder: str) -> DatasetContract | None:
-    return next((c for c in CONTRACTS.values() if c.raw_folder == folder), None)
-
-
-def load_rank(dataset: str) -> int:
-    return list(CONTRACTS).index(dataset)
 
 
 def table_specs() -> list[TableSpec]:

@@ -54,18 +54,18 @@ _HELD: set[Lake] = set()  # lakes whose database this process keeps across its r
 
 def for_run(lake: Lake, run_id: str) -> None:
     """A step of ``run_id`` is about to query the lake: the shared database is the run's. One
-    left by another run (or by no run) is closed, so a database lives as long as its run in a
+    left by another run (or by no run) is let go, so a database lives as long as its run in a
     run worker (a run a process) and in the tests (runs one after another); a process that
-    ``holds`` the lake (the CLI, its runs one command) keeps one for all of them."""
+    ``holds`` the lake (the CLI, its runs one command) keeps one for all of them. Let go, not
+    closed: a run still querying it in another thread keeps it open through its cursors, and
+    DuckDB frees it with the last of them."""
     with _LOCK:
         if lake in _HELD:
             return
         _RUNS[lake] = run_id
         other = _DATABASES.get(lake)
-        if other is None or other.run_id == run_id:
-            return
-        del _DATABASES[lake]
-    other.database.close()
+        if other is not None and other.run_id != run_id:
+            del _DATABASES[lake]
 
 
 @contextlib.contextmanager
