@@ -281,7 +281,8 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-POSITION = f"{FILE_INDEX}, {SOURCE_SHEET}, {SHEET_INDEX}, {SOURCE_ROW}"
+POSITION_COLUMNS = (FILE_INDEX, SOURCE_SHEET, SHEET_INDEX, SOURCE_ROW)
+POSITION = ", ".join(POSITION_COLUMNS)
 # A row's place: which file, which sheet, which row (what joins a row to its raw text).
 PLACE = (FILE_INDEX, SHEET_INDEX, SOURCE_ROW)
 
@@ -302,11 +303,13 @@ def typed_in_arrow(contract: DatasetContract, raw_types: dict[str, pa.DataType])
     return held
 
 
-def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType]) -> str:
+def row_checks_sql(
+    contract: DatasetContract, raw_types: dict[str, pa.DataType], held: dict[str, str]
+) -> str:
     """Over a batch of parts (``raw``, whose columns have ``raw_types``): the typed columns that
-    ``raw`` does not already hold (see ``typed_in_arrow``), the row's place, and a reason that
-    is NULL when the row breaks no type, required or business rule. Rows come out in ``raw``'s
-    order (DuckDB keeps insertion order)."""
+    ``raw`` does not already hold (``held``: see ``typed_in_arrow``), the row's place, and a
+    reason that is NULL when the row breaks no type, required or business rule. Rows come out
+    in ``raw``'s order (DuckDB keeps insertion order)."""
     kinds = [(raw_types[RAW_PREFIX + c.name], c) for c in contract.source_columns]
     typed = ",\n  ".join(
         f"{_typed(c.name, c.sql_type, t, PRETYPED + c.name in raw_types)} AS {_q(c.name)}"
@@ -338,7 +341,6 @@ def row_checks_sql(contract: DatasetContract, raw_types: dict[str, pa.DataType])
             checks.append(f"CASE WHEN {present} IS NULL THEN '{c.name}: required' END")
     for rule in contract.rules:
         checks.append(f"CASE WHEN NOT coalesce(({rule.sql}), TRUE) THEN 'rule {rule.name}' END")
-    held = typed_in_arrow(contract, raw_types)
     names = "".join(f"{_q(c)}, " for c in contract.validated_column_names if c not in held)
     return f"""
 WITH typed AS (SELECT {typed}, {rescued_data}, {raw_cols}, {POSITION} FROM raw),
@@ -348,20 +350,20 @@ FROM derived
 """
 
 
-def checked_rows(contract: DatasetContract, raw: pa.Table, computed: pa.Table) -> pa.Table:
+def checked_rows(
+    contract: DatasetContract, raw: pa.Table, computed: pa.Table, held: dict[str, str]
+) -> pa.Table:
     """The validated columns of a batch, taken from ``raw`` where it holds them typed and from
     the checks' result (``computed``, in ``raw``'s row order) otherwise; the row's place, and
     the reason."""
     if not computed.column(SOURCE_ROW).equals(raw.column(SOURCE_ROW)):
         raise RuntimeError("the row checks returned the rows in another order than read")
-    raw_types = dict(zip(raw.column_names, raw.schema.types, strict=True))
-    held = typed_in_arrow(contract, raw_types)
-    names = [*contract.validated_column_names, FILE_INDEX, SOURCE_SHEET, SHEET_INDEX, SOURCE_ROW]
+    names = [*contract.validated_column_names, *POSITION_COLUMNS]
     columns = [
         raw.column(held[name]) if name in held else computed.column(name)
         for name in contract.validated_column_names
     ]
-    columns += [raw.column(name) for name in (FILE_INDEX, SOURCE_SHEET, SHEET_INDEX, SOURCE_ROW)]
+    columns += [raw.column(name) for name in POSITION_COLUMNS]
     return pa.table([*columns, computed.column(REASON)], names=[*names, REASON])
 
 
@@ -486,8 +488,9 @@ class _RowChecker:
         raw_types = dict(zip(raw.column_names, raw.schema.types, strict=True))
         con.register("raw", raw)
         try:
-            computed = _arrow(con.execute(row_checks_sql(contract, raw_types)))
-            checked = checked_rows(contract, raw, computed)
+            held = typed_in_arrow(contract, raw_types)
+            computed = _arrow(con.execute(row_checks_sql(contract, raw_types, held)))
+            checked = checked_rows(contract, raw, computed, held)
             del computed
             reasons = checked.column(REASON)
             if reasons.null_count == checked.num_rows:  # every row is good: no copy
